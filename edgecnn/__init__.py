@@ -1,0 +1,40 @@
+"""edgecnn: small image CNNs from training to the edge.
+
+Only tier-0 names (numpy, onnxruntime, Pillow) are exported here, so ``import edgecnn`` never pulls
+torch. The training side lives in ``edgecnn.train``, ``edgecnn.architectures`` and ``edgecnn.data``.
+"""
+
+from __future__ import annotations
+
+from edgecnn.config import TrainConfig
+from edgecnn.errors import (
+    ArchError,
+    ConfigError,
+    DataError,
+    DeviceError,
+    EdgeCNNError,
+    ExportError,
+    ImageError,
+    InputError,
+    ModelFileError,
+    ParityError,
+    ProviderError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "TrainConfig",
+    "EdgeCNNError",
+    "ConfigError",
+    "ArchError",
+    "DataError",
+    "ModelFileError",
+    "DeviceError",
+    "ExportError",
+    "ParityError",
+    "ProviderError",
+    "InputError",
+    "ImageError",
+]

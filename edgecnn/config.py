@@ -1,0 +1,81 @@
+"""Frozen, JSON-round-trippable configs, one per pipeline stage.
+
+CLI options map 1:1 onto these fields; library functions take a config, never an argparse/click
+namespace. Each default says why it is what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from edgecnn.errors import ConfigError
+
+__all__ = ["TrainConfig", "config_to_dict", "config_from_dict"]
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and nothing about where it prints)."""
+
+    arch: str = "fashion_bn"  # the smallest seed net; reaches ~87 % on Fashion-MNIST in one epoch
+    dataset: str = "fashion-mnist"  # "mnist", "fashion-mnist" or a path to an image folder
+    epochs: int = 5  # the tutorials train 5–15 epochs; 5 is where most of them flatten out
+    batch_size: int = 100  # the seed tutorials' batch size
+    lr: float = 1e-3  # Adam's default, used by every seed tutorial
+    optimizer: str = "adam"  # the seed tutorials all use Adam
+    momentum: float = 0.9  # only for sgd/rmsprop; 0.9 is the usual choice for small CNNs
+    weight_decay: float = 0.0  # the tutorials use none
+    seed: int = 0  # fixed by default so two runs of the same command agree
+    limit_train: int | None = None  # a seeded random subset of the training set, for quick runs
+    image_size: int = 28  # input side for image folders; MNIST-style sets are 28×28 already
+    test_fraction: float = 0.2  # held-out share of an image folder that has no train/ + test/ split
+    device: str = "auto"  # cuda when torch sees one, else cpu
+    data_root: str | None = None  # None: $EDGECNN_DATA, else the user cache dir
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be ≥ 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be ≥ 1 (got {self.batch_size})")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0 (got {self.lr})")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
+        if self.device not in DEVICES:
+            problems.append(f"device must be one of {', '.join(DEVICES)} (got {self.device!r})")
+        if self.limit_train is not None and self.limit_train < 1:
+            problems.append(f"limit_train must be ≥ 1 (got {self.limit_train})")
+        if self.image_size < 8:
+            problems.append(f"image_size must be ≥ 8 (got {self.image_size})")
+        if not 0.0 < self.test_fraction < 1.0:
+            problems.append(f"test_fraction must be between 0 and 1 (got {self.test_fraction})")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain data (str/int/float/None) for JSON files and checkpoints."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config, refusing unknown keys so a typo never passes silently."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+def config_to_json(config: Any) -> str:
+    return json.dumps(config_to_dict(config), indent=2, sort_keys=True)

@@ -1,0 +1,72 @@
+"""Matplotlib figures, written atomically as PNG. Agg backend: no display needed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from edgecnn.files import atomic_path
+
+__all__ = ["plot_curves", "plot_confusion"]
+
+
+def _pyplot():  # -> matplotlib.pyplot, imported only by those who draw
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(epochs: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> None:
+    """Loss and accuracy per epoch, train vs test, side by side (as in the tutorials' plots)."""
+    plt = _pyplot()
+    xs = [e["epoch"] for e in epochs]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(xs, [e[f"train_{key}"] for e in epochs], "o-", label="train")
+        ax.plot(xs, [e[f"test_{key}"] for e in epochs], "s-", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_loss.set_title("loss")
+    ax_acc.set_title("accuracy")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
+                   path: str | os.PathLike[str], *, title: str = "") -> None:
+    """Test-set confusion matrix: rows are true classes, columns predictions, counts in the cells."""
+    plt = _pyplot()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    peak = max(max(row) for row in matrix) or 1
+    for i in range(n):
+        for j in range(n):
+            value = matrix[i][j]
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                    color="white" if value > peak / 2 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (test set)")
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def _save(fig, path: str | os.PathLike[str], plt) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (or refresh it when pyproject.toml or this script changed) with edgecnn[train,dev].
+# Idempotent: a second run with nothing changed does nothing. Source it or run it.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+python="${PYTHON:-python3}"
+stamp="$venv/.edgecnn-deps"
+want="$(cat "$root/pyproject.toml" "$root/tools/setup.sh" | sha256sum | cut -d' ' -f1)"
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "setup: creating $venv" >&2
+    "$python" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing edgecnn[train,dev] into $venv (first run takes a few minutes)" >&2
+    "$venv/bin/python" -m pip install --quiet -e "$root[train,dev]" >&2
+    echo "$want" > "$stamp"
+fi
