@@ -7,34 +7,12 @@ torch. The training side lives in ``edgecnn.train``, ``edgecnn.architectures`` a
 from __future__ import annotations
 
 from edgecnn.config import TrainConfig
-from edgecnn.errors import (
-    ArchError,
-    ConfigError,
-    DataError,
-    DeviceError,
-    EdgeCNNError,
-    ExportError,
-    ImageError,
-    InputError,
-    ModelFileError,
-    ParityError,
-    ProviderError,
+from edgecnn import errors as _errors
+from edgecnn.errors import (  # noqa: F401  (re-exported: listed in __all__ through errors.__all__)
+    ArchError, ConfigError, DataError, DeviceError, EdgeCNNError, ExportError, ImageError, InputError,
+    ModelFileError, ParityError, ProviderError,
 )
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "TrainConfig",
-    "EdgeCNNError",
-    "ConfigError",
-    "ArchError",
-    "DataError",
-    "ModelFileError",
-    "DeviceError",
-    "ExportError",
-    "ParityError",
-    "ProviderError",
-    "InputError",
-    "ImageError",
-]
+__all__ = ["__version__", "TrainConfig", *_errors.__all__]

@@ -86,3 +86,31 @@ def test_usage_errors_exit_2(args):
 def test_invalid_values_are_one_line_exit_1(tmp_path):
     line = _one_error_line(run_cli("train", "--epochs", "0", "--out", str(tmp_path)))
     assert "epochs" in line
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgecnn.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", "train", "--arch", "tiny", "--dataset", "mnist", "--epochs", "200",
+         "--limit-train", "1000", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr and stdout == ""
+    done = load_checkpoint(out)["epoch"]
+    assert 1 <= done < 200
+    resumed = run_cli("train", "--out", str(out), "--resume", "--epochs", str(done + 1), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(json.loads(resumed.stdout)["epochs"]) == done + 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (or refresh it when pyproject.toml or this script changed) with edgecnn[train,dev].
-# Idempotent: a second run with nothing changed does nothing. Source it or run it.
+# Idempotent: a second run with nothing changed does nothing. Sourced by test.sh and demo.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -13,7 +13,14 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing edgecnn[train,dev] into $venv (first run takes a few minutes)" >&2
-    "$venv/bin/python" -m pip install --quiet -e "$root[train,dev]" >&2
+    echo "setup: installing edgecnn[train,dev] into $venv (the first run takes a few minutes)" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[train,dev]" >&2
     echo "$want" > "$stamp"
+fi
+
+# Beside a checkout with ../shared (CI, the project's machines) use its datasets; elsewhere edgecnn's
+# own default applies (the user cache dir, downloading where the network allows).
+if [ -z "${EDGECNN_DATA:-}" ] && [ -d "$root/../shared/datasets" ]; then
+    EDGECNN_DATA="$(cd "$root/../shared/datasets" && pwd)"
+    export EDGECNN_DATA
 fi
