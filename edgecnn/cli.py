@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.config import DEVICES, OPTIMIZERS, TrainConfig
+from edgecnn.config import CALIBRATION_METHODS, DEVICES, OPTIMIZERS, QUANT_MODES, ExportConfig, TrainConfig
 from edgecnn.errors import EdgeCNNError
 
 __all__ = ["main"]
@@ -105,3 +105,86 @@ def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **optio
     click.echo(f"{config.arch} on {config.dataset}: test accuracy {last['test_accuracy']:.2%} after "
                f"{last['epoch']} epoch(s), {last['samples_per_s']:,.0f} samples/s; wrote {out_dir}/"
                "{checkpoint.pt,metrics.json,curves.png,confusion.png}")
+
+
+def _ops(value: str | None) -> tuple[str, ...] | None:
+    return tuple(op.strip() for op in value.split(",") if op.strip()) if value else None
+
+
+@main.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write MODEL.onnx (and MODEL.report.json).")
+@click.option("--quantize", type=click.Choice(QUANT_MODES), default=ExportConfig.quantize, show_default=True)
+@click.option("--quantize-ops", default=None, help="Comma-separated op types to quantize (dynamic default: MatMul,Gemm).")
+@click.option("--min-weight-elements", type=int, default=ExportConfig.min_weight_elements, show_default=True, help="dynamic: leave MatMul/Gemm with fewer weights in float.")
+@click.option("--opset", type=int, default=ExportConfig.opset, show_default=True)
+@click.option("--calibration-samples", type=int, default=ExportConfig.calibration_samples, show_default=True)
+@click.option("--calibration-method", type=click.Choice(CALIBRATION_METHODS), default=ExportConfig.calibration_method, show_default=True)
+@click.option("--max-accuracy-drop", type=float, default=ExportConfig.max_accuracy_drop, show_default=True, help="Percentage points a quantized model may lose vs torch.")
+@click.option("--parity-samples", type=int, default=ExportConfig.parity_samples, show_default=True)
+@click.option("--bake-preprocessing", is_flag=True, help="The graph takes raw uint8 pixels (N×H×W or N×H×W×C).")
+@click.option("--latency-iters", type=int, default=ExportConfig.latency_iters, show_default=True)
+@click.option("--seed", type=int, default=ExportConfig.seed, show_default=True)
+@click.option("--data-root", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
+def export_command(checkpoint: str, out: str, quantize_ops: str | None, as_json: bool, **options: Any) -> None:
+    """Export CHECKPOINT to ONNX, quantize it, and prove parity with torch on the test set."""
+    import warnings
+
+    from edgecnn.exportjob import export_checkpoint
+
+    config = ExportConfig(quantize_ops=_ops(quantize_ops), **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = export_checkpoint(checkpoint, out, config)
+    for message in report["warnings"]:
+        click.echo(f"edgecnn: warning: {message}", err=True)
+    if as_json:
+        _print_json(report)
+        return
+    _print_export(report)
+
+
+def _print_export(report: dict[str, Any]) -> None:
+    auto = report["settings"].get("auto")
+    if auto:
+        click.echo("auto: candidates measured on this machine (p50 ms)")
+        click.echo(f"  {'candidate':<9} {'accuracy':>9} {'drop pp':>8} {'batch 1':>9} {'batch 32':>9} {'rel.':>6} {'size':>10}")
+        for row in auto["table"]:
+            mark = "*" if row["candidate"] == auto["chosen"] else (" " if row["eligible"] else "x")
+            click.echo(f"{mark} {row['candidate']:<9} {row['accuracy']:>9.2%} {row['drop_pp']:>8.2f} "
+                       f"{row['latency_ms']['1']:>9.4f} {row['latency_ms']['32']:>9.4f} "
+                       f"{row['relative_time']:>6.2f} {row['size_bytes']:>10,}")
+    sizes, acc, parity = report["size_bytes"], report["accuracy"], report["parity"]
+    quantized = ", ".join(f"{v['quantized']}/{v['of']} {op}" for op, v in report["quantized_ops"].items())
+    click.echo(f"exported {report['model']}: {report['mode']} ({quantized} quantized), "
+               f"{sizes['exported']:,} bytes = {report['size_ratio']:.2f}× fp32")
+    click.echo(f"parity on {parity['samples']:,} test images, batches 1/2/7/64: top-1 agreement "
+               f"{parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}; accuracy "
+               f"{acc['exported']:.2%} vs torch {acc['fp32']:.2%} ({acc['delta_pp']:+.2f} pp)")
+    lat = report["latency_ms_p50"]
+    click.echo("latency p50: " + ", ".join(
+        f"batch {b} {lat['exported'][b]:.4f} ms vs fp32 {lat['fp32'][b]:.4f} ms (speed-up {report['speedup'][b]:.2f}×)"
+        for b in lat["fp32"]))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--parity-samples", type=int, default=ExportConfig.parity_samples, show_default=True)
+@click.option("--max-accuracy-drop", type=float, default=None, help="Override the budget stored in the model.")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def verify(checkpoint: str, model: str, parity_samples: int, max_accuracy_drop: float | None,
+           data_root: str | None, as_json: bool) -> None:
+    """Check MODEL.onnx against CHECKPOINT on the real test set; exit 1 if a parity gate fails."""
+    from edgecnn.exportjob import verify_export
+
+    report = verify_export(checkpoint, model, parity_samples=parity_samples,
+                           max_accuracy_drop=max_accuracy_drop, data_root=data_root)
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(f"parity passed on {report['samples']:,} test images: top-1 agreement {report['top1_agreement']:.2%}, "
+               f"max |Δlogit| {report['max_abs']:.3g}, accuracy {report['onnx_accuracy']:.2%} vs torch "
+               f"{report['torch_accuracy']:.2%} ({report['delta_accuracy_pp']:+.2f} pp)")

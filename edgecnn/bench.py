@@ -1,0 +1,61 @@
+"""Latency sampling: variants measured round-robin in one run, so machine drift hits all alike.
+
+Microsecond-scale models are noisier than the differences between their variants; comparing two
+variants measured minutes apart compares the machine's moods. Here every timed iteration runs each
+variant once, in turn.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["measure_interleaved", "summarize", "compare_latency"]
+
+
+def measure_interleaved(sessions: Mapping[str, Any], feeds: Mapping[str, Mapping[str, np.ndarray]], *,
+                        iters: int = 200, warmup: int = 10) -> dict[str, list[float]]:
+    """Seconds per ``session.run`` for each named session; ``feeds[name]`` is its input dict."""
+    names = list(sessions)
+    for _ in range(warmup):
+        for name in names:
+            sessions[name].run(None, feeds[name])
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    clock = time.perf_counter
+    for _ in range(iters):
+        for name in names:
+            session, feed = sessions[name], feeds[name]
+            start = clock()
+            session.run(None, feed)
+            samples[name].append(clock() - start)
+    return samples
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    """Milliseconds: p50, p90, p99, mean, std, min, max (nearest-rank percentiles)."""
+    ordered = sorted(samples)
+    rank = lambda q: ordered[min(len(ordered) - 1, max(0, int(np.ceil(q * len(ordered))) - 1))]  # noqa: E731
+    ms = 1e3
+    return {"p50": rank(0.50) * ms, "p90": rank(0.90) * ms, "p99": rank(0.99) * ms,
+            "mean": statistics.fmean(ordered) * ms,
+            "std": (statistics.stdev(ordered) if len(ordered) > 1 else 0.0) * ms,
+            "min": ordered[0] * ms, "max": ordered[-1] * ms}
+
+
+def compare_latency(paths: Mapping[str, Any], feed: np.ndarray, *, input_name: str,
+                    batch_sizes: tuple[int, ...] = (1, 32), iters: int = 200) -> dict[str, dict[str, float]]:
+    """p50 milliseconds of each model file at each batch size, the models interleaved in one run."""
+    from edgecnn.runtime import open_session
+
+    sessions = {name: open_session(path) for name, path in paths.items()}
+    result: dict[str, dict[str, float]] = {name: {} for name in paths}
+    for batch in batch_sizes:
+        x = np.ascontiguousarray(np.resize(feed, (batch, *feed.shape[1:])))
+        samples = measure_interleaved(sessions, {name: {input_name: x} for name in sessions}, iters=iters)
+        for name, times in samples.items():
+            result[name][str(batch)] = round(summarize(times)["p50"], 5)
+    return result
