@@ -87,13 +87,20 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportCon
     with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as tmp, _quiet_quantizers() as caught:
         work = Path(tmp)
         graph = BakedPreprocessing(model, mean, std) if spec.baked else model
-        shape = spec.shape if not spec.baked else (spec.shape[1:] if spec.shape[0] == 1 else (*spec.shape[1:], spec.shape[0]))
-        fp32 = export_onnx(graph, work / "none.onnx", input_shape=shape, opset=config.opset,
+        fp32 = export_onnx(graph, work / "none.onnx", input_shape=spec.graph_shape, opset=config.opset,
                            input_dtype=torch.uint8 if spec.baked else torch.float32)
         modes = AUTO_CANDIDATES if config.quantize == "auto" else ("none", config.quantize)
         paths, settings = {}, {}
         for mode in dict.fromkeys(modes):
             paths[mode], settings[mode] = _build(mode, fp32, work, config, data, spec, mean, std)
+            if mode in ("dynamic", "static") and not _quantized_anything(paths[mode]):
+                if config.quantize == "auto":  # the fp32 graph under another name: not a candidate
+                    del paths[mode]
+                else:
+                    hint = (f" (dynamic leaves MatMul/Gemm weights under {config.min_weight_elements:,} "
+                            "elements in float)") if mode == "dynamic" else ""
+                    warnings.warn(f"{mode}: no node qualified for int8{hint}, so the graph stays fp32",
+                                  QuantizationWarning, stacklevel=2)
         decision = None
         if config.quantize == "auto":
             decision = choose_fastest(paths, feed, labels, input_name=spec.name,
@@ -104,17 +111,24 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportCon
         quantization = {**settings[chosen], **({"auto": decision} if decision else {})}
         meta = ModelMetadata(arch=state["arch"], class_names=tuple(state["class_names"]), input=spec,
                              mean=tuple(mean), std=tuple(std), dataset=str(state.get("dataset", "")),
-                             fp32_test_accuracy=state["metrics"][-1]["test_accuracy"] if state["metrics"] else None,
-                             quantization=quantization, parity=parity)
+                             fp32_test_accuracy=_trained_accuracy(state), quantization=quantization, parity=parity)
         with atomic_path(out) as final:
             write_metadata(onnx.load(str(paths[chosen])), meta, final)
             read_metadata(open_session(final), source=str(out))  # the runtime loads it and reads it back
             report = _report_card(out, final, fp32, paths[chosen], chosen, config, state, feed, spec,
                                   parity, quantization, decision, [str(w.message) for w in caught])
-            write_json(report_path(out), report)
+    write_json(report_path(out), report)  # after the model: a crash between leaves a verified model
     for message in report["warnings"]:
         warnings.warn(message, QuantizationWarning, stacklevel=2)
     return report
+
+
+def _trained_accuracy(state: dict[str, Any]) -> float | None:
+    return state["metrics"][-1]["test_accuracy"] if state["metrics"] else None
+
+
+def _quantized_anything(path: Path) -> bool:
+    return any(entry["quantized"] for entry in compute_op_counts(onnx.load(str(path))).values())
 
 
 def _build(mode: str, fp32: Path, work: Path, config: ExportConfig, data: DatasetBundle, spec: InputSpec,
@@ -162,7 +176,7 @@ def _report_card(out: Path, final: Path, fp32: Path, chosen_path: Path, chosen: 
         "size_bytes": sizes, "size_ratio": round(sizes["exported"] / sizes["fp32"], 4),
         "accuracy": {"fp32": parity["torch_accuracy"], "exported": parity["onnx_accuracy"],
                      "delta_pp": parity["delta_accuracy_pp"], "samples": parity["samples"],
-                     "fp32_test_accuracy_at_training": state["metrics"][-1]["test_accuracy"] if state["metrics"] else None},
+                     "fp32_test_accuracy_at_training": _trained_accuracy(state)},
         "latency_ms_p50": latency,
         "speedup": {b: round(latency["fp32"][b] / latency["exported"][b], 3) for b in latency["fp32"]},
         "parity": parity, "warnings": warned,

@@ -48,6 +48,14 @@ class InputSpec:
         return "NHW" if self.shape[0] == 1 else "NHWC"
 
     @property
+    def graph_shape(self) -> tuple[int, ...]:
+        """One image as the graph takes it: (C, H, W), or (H, W) / (H, W, C) when baked."""
+        channels, height, width = self.shape
+        if not self.baked:
+            return self.shape
+        return (height, width) if channels == 1 else (height, width, channels)
+
+    @property
     def dtype(self) -> str:
         return "uint8" if self.baked else "float32"
 

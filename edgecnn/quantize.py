@@ -170,7 +170,7 @@ def choose_fastest(paths: dict[str, Path], feed: np.ndarray, labels: np.ndarray,
     agreement = {name: float((p == predictions["none"]).mean()) for name, p in predictions.items()}
     latency = compare_latency(paths, feed, input_name=input_name, iters=iters)
     table = []
-    for name, path in paths.items():
+    for name, path in paths.items():  # "none" (fp32) is always among them
         drop = (accuracy["none"] - accuracy[name]) * 100
         # one figure per candidate: the geometric mean of its batch-1 and batch-32 time relative to fp32
         relative = float(np.sqrt(np.prod([latency[name][b] / latency["none"][b] for b in ("1", "32")])))

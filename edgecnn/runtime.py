@@ -28,8 +28,11 @@ ORT_ERRORS: tuple[type[BaseException], ...] = tuple(
 
 
 def open_session(path: str | os.PathLike[str], *, providers: tuple[str, ...] = ("CPUExecutionProvider",),
-                 threads: int | None = None) -> ort.InferenceSession:
-    """A session with full graph optimisation; a missing or unloadable file is a ModelFileError."""
+                 threads: int | None = None, spinning: bool = True) -> ort.InferenceSession:
+    """A session with full graph optimisation; a missing or unloadable file is a ModelFileError.
+
+    ``spinning=False`` stops idle worker threads from busy-waiting: needed when several sessions are
+    timed side by side on few cores, where one session's spinning threads steal the next one's CPU."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}")
@@ -40,6 +43,9 @@ def open_session(path: str | os.PathLike[str], *, providers: tuple[str, ...] = (
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are not our users' concern
     if threads:
         options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except ORT_ERRORS as exc:

@@ -81,6 +81,15 @@ def test_default_dynamic_keeps_convs_float_and_small_heads_float(checkpoints, tm
     assert report["size_ratio"] < 0.35
 
 
+def test_dynamic_with_nothing_worth_quantizing_says_so_and_auto_skips_it(checkpoints, tmp_path):
+    with pytest.warns(QuantizationWarning, match="stays fp32"):
+        report = export_checkpoint(checkpoints("fashion_bn"), tmp_path / "d.onnx",
+                                   ExportConfig(quantize="dynamic", **QUICK))
+    assert report["quantized_ops"]["MatMul/Gemm"] == {"quantized": 0, "of": 1}
+    auto = export_checkpoint(checkpoints("fashion_bn"), tmp_path / "a.onnx", ExportConfig(quantize="auto", **QUICK))
+    assert [row["candidate"] for row in auto["settings"]["auto"]["table"]] == ["none", "static"]
+
+
 def test_dynamic_conv_is_opt_in_with_a_warning(checkpoints, tmp_path):
     with pytest.warns(QuantizationWarning, match="ConvInteger"):
         report = export_checkpoint(checkpoints("tiny"), tmp_path / "m.onnx",
@@ -160,7 +169,7 @@ def test_interrupted_export_leaves_nothing_and_keeps_an_older_file(checkpoints, 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(job, "write_json", interrupt)  # after the model is written to its temp file
+    monkeypatch.setattr(job, "_report_card", interrupt)  # after the model is written to its temp file
     with pytest.raises(KeyboardInterrupt):
         export_checkpoint(checkpoints("tiny"), out, ExportConfig(**QUICK))
     assert out.read_bytes() == b"older model"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on real data: set up .venv if needed, train a seed net on Fashion-MNIST, summarise.
+# The main job on real data: set up .venv if needed, train a seed net on Fashion-MNIST, export it to
+# ONNX (fp32, and whatever `auto` measures fastest within the accuracy budget), verify parity, summarise.
 # Usage: tools/demo.sh [OUT_DIR]   (default runs/demo; ARCH and EPOCHS may be set in the environment)
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$root"
@@ -20,5 +21,23 @@ for e in summary["epochs"]:
           f"test loss {e['test_loss']:.4f} acc {e['test_accuracy']:.2%} | {e['seconds']:.1f} s, "
           f"{e['samples_per_s']:,.0f} samples/s")
 print(f"  wrote {out}/checkpoint.pt, metrics.json, curves.png, confusion.png")
-print(f"== summary: test accuracy {summary['test_accuracy']:.2%}")
+PY
+
+echo "== export fp32 -> $out/model.fp32.onnx (parity on the whole test set)"
+.venv/bin/edgecnn export "$out" --out "$out/model.fp32.onnx"
+echo "== export auto -> $out/model.auto.onnx (fp32 / dynamic / static measured on this machine)"
+.venv/bin/edgecnn export "$out" --out "$out/model.auto.onnx" --quantize auto
+echo "== verify $out/model.auto.onnx against the checkpoint"
+.venv/bin/edgecnn verify "$out" "$out/model.auto.onnx"
+
+.venv/bin/python - "$out" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+train = json.loads((out / "train.json").read_text())
+print(f"== summary: torch test accuracy {train['test_accuracy']:.2%}")
+for name in ("fp32", "auto"):
+    r = json.loads((out / f"model.{name}.report.json").read_text())
+    print(f"  {name:>4}: {r['mode']:<7} {r['size_bytes']['exported']:>9,} bytes  accuracy {r['accuracy']['exported']:.2%} "
+          f"({r['accuracy']['delta_pp']:+.2f} pp)  agreement {r['parity']['top1_agreement']:.2%}  "
+          f"batch-1 p50 {r['latency_ms_p50']['exported']['1']:.3f} ms (fp32 {r['latency_ms_p50']['fp32']['1']:.3f})")
 PY
