@@ -163,6 +163,9 @@ def _print_export(report: dict[str, Any]) -> None:
                f"{parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}; accuracy "
                f"{acc['exported']:.2%} vs torch {acc['fp32']:.2%} ({acc['delta_pp']:+.2f} pp)")
     lat = report["latency_ms_p50"]
+    if report["mode"] == "none":
+        click.echo("latency p50: " + ", ".join(f"batch {b} {ms:.4f} ms" for b, ms in lat["fp32"].items()))
+        return
     click.echo("latency p50: " + ", ".join(
         f"batch {b} {lat['exported'][b]:.4f} ms vs fp32 {lat['fp32'][b]:.4f} ms (speed-up {report['speedup'][b]:.2f}×)"
         for b in lat["fp32"]))
