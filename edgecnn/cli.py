@@ -191,3 +191,81 @@ def verify(checkpoint: str, model: str, parity_samples: int, max_accuracy_drop: 
     click.echo(f"parity passed on {report['samples']:,} test images: top-1 agreement {report['top1_agreement']:.2%}, "
                f"max |Δlogit| {report['max_abs']:.3g}, accuracy {report['onnx_accuracy']:.2%} vs torch "
                f"{report['torch_accuracy']:.2%} ({report['delta_accuracy_pp']:+.2f} pp)")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--top-k", type=int, default=1, show_default=True)
+@click.option("--provider", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True)
+@click.option("--no-invert", is_flag=True, help="Never invert light-background images for MNIST-style models.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list on stdout: a result or an error per file.")
+def predict(model: str, images: tuple[str, ...], top_k: int, provider: str, no_invert: bool, as_json: bool) -> None:
+    """Classify IMAGE files (PNG, JPEG, BMP) with MODEL.onnx. A bad file gets its own error line; the
+    rest still run; the exit status is 1 if any failed."""
+    from edgecnn.errors import ImageError
+    from edgecnn.preprocess import load_image
+    from edgecnn.runtime import Predictor
+
+    predictor = Predictor(model, provider=provider)
+    results: dict[str, Any] = {}
+    loaded = {}
+    for path in images:
+        try:
+            loaded[path] = load_image(path)
+        except ImageError as exc:
+            results[path] = {"file": path, "error": str(exc)}
+    if loaded:
+        for path, result in zip(loaded, predictor.predict(list(loaded.values()), top_k, invert=not no_invert)):
+            results[path] = {"file": path, **result.to_dict()}
+    ordered = [results[path] for path in images]
+    for result in ordered:
+        if "error" in result:
+            click.echo(f"edgecnn: error: {result['error']}", err=True)
+        elif not as_json:
+            others = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in result["top_k"][1:])
+            click.echo(f"{result['file']}: {result['label']} ({result['probability']:.1%})"
+                       + (f"; then {others}" if others else ""))
+    if as_json:
+        _print_json(ordered)
+    if any("error" in r for r in ordered):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def info(model: str, as_json: bool) -> None:
+    """Show what MODEL.onnx carries: arch, classes, input, normalization, quantization, parity."""
+    import dataclasses
+    import os
+
+    from edgecnn.runtime import open_session, read_metadata
+
+    session = open_session(model)
+    meta = read_metadata(session, source=model)
+    data = {**dataclasses.asdict(meta), "input": meta.input.to_dict(), "file": model,
+            "size_bytes": os.path.getsize(model), "graph_input": session.get_inputs()[0].shape,
+            "graph_input_type": session.get_inputs()[0].type, "available_providers": session.get_providers()}
+    if as_json:
+        _print_json(data)
+        return
+    parity = meta.parity
+    quant = meta.quantization
+    auto = f" (auto's choice among {', '.join(r['candidate'] for r in quant['auto']['table'])})" if "auto" in quant else ""
+    lines = [
+        f"file            {model} ({data['size_bytes']:,} bytes), edgecnn {meta.version}",
+        f"arch            {meta.arch}, trained on {meta.dataset}"
+        + (f", fp32 test accuracy {meta.fp32_test_accuracy:.2%}" if meta.fp32_test_accuracy is not None else ""),
+        f"classes         {len(meta.class_names)}: {', '.join(meta.class_names)}",
+        f"input           {meta.input.name}: {meta.input.dtype} {meta.input.layout} "
+        f"{'×'.join(map(str, meta.input.graph_shape))} per image"
+        + (" (raw pixels; the graph normalises)" if meta.input.baked else " (normalised)"),
+        f"normalization   mean {list(meta.mean)}, std {list(meta.std)}",
+        f"quantization    {quant.get('mode')}{auto}",
+    ]
+    if parity:
+        lines.append(f"parity          {'passed' if parity.get('passed') else 'FAILED'} on {parity['samples']:,} test "
+                     f"images: top-1 agreement {parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}, "
+                     f"Δaccuracy {parity['delta_accuracy_pp']:+.2f} pp")
+    click.echo("\n".join(lines))

@@ -52,3 +52,24 @@ def run_cli(*args: str, env: dict[str, str] | None = None, block_torch: bool = F
         code = "import sys; " + code
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd or REPO, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, mnist, fashion):
+    """``checkpoints(arch, dataset="mnist")``: the net trained one epoch on 10,000 real images of that
+    dataset (seed 0), built lazily, once per session."""
+    from edgecnn.checkpoint import CHECKPOINT_NAME
+    from edgecnn.config import TrainConfig
+    from edgecnn.train import fit
+
+    made = {}
+
+    def get(arch: str, dataset: str = "mnist"):
+        if (arch, dataset) not in made:
+            out = tmp_path_factory.mktemp(f"ckpt-{arch}-{dataset}")
+            fit(TrainConfig(arch=arch, dataset=dataset, epochs=1, limit_train=10000, seed=0, device="cpu"),
+                out, data=mnist if dataset == "mnist" else fashion)
+            made[arch, dataset] = out / CHECKPOINT_NAME
+        return made[arch, dataset]
+
+    return get

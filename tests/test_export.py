@@ -12,8 +12,7 @@ import torch
 from onnx import numpy_helper
 
 from edgecnn.architectures import create, list_archs
-from edgecnn.checkpoint import CHECKPOINT_NAME
-from edgecnn.config import ExportConfig, TrainConfig
+from edgecnn.config import ExportConfig
 from edgecnn.errors import ExportError, ModelFileError, ParityError
 from edgecnn.export import BakedPreprocessing, export_onnx
 from edgecnn.exportjob import calibration_indices, export_checkpoint, report_path, verify_export
@@ -21,26 +20,9 @@ from edgecnn.metadata import InputSpec
 from edgecnn.preprocess import normalize, to_graph_input
 from edgecnn.quantize import QuantizationWarning
 from edgecnn.runtime import open_session, read_metadata
-from edgecnn.train import fit
 
 MODES = ("none", "dynamic", "static", "fp16")
 QUICK = dict(parity_samples=1000, latency_iters=3)
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory, mnist):
-    """Every registered net, trained one epoch on 10,000 real MNIST images (built lazily, once)."""
-    made = {}
-
-    def get(arch: str):
-        if arch not in made:
-            out = tmp_path_factory.mktemp(f"ckpt-{arch}")
-            fit(TrainConfig(arch=arch, dataset="mnist", epochs=1, limit_train=10000, seed=0, device="cpu"),
-                out, data=mnist)
-            made[arch] = out / CHECKPOINT_NAME
-        return made[arch]
-
-    return get
 
 
 @pytest.mark.filterwarnings("ignore:dynamic. no node qualified")  # small nets: tested on its own below
