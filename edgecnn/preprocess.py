@@ -6,6 +6,7 @@ mean, divide by the std), so a float graph fed from here sees bit-identical inpu
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -72,12 +73,21 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
 def to_model_pixels(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """PIL images, or uint8 / float (in [0, 1]) arrays shaped H×W, N×H×W or N×H×W×C (or a list of
     single images) → uint8 N×C×H×W, converted to the model's channels and resized to its H×W."""
+    channels, height, width = shape
+    if isinstance(images, np.ndarray):  # the camera path: already the model's size, no PIL round trip
+        array = _checked_array(images)
+        batch = array[None] if array.ndim == 2 else array
+        if len(batch) > MAX_BATCH:
+            raise InputError(f"batch of {len(batch)} images exceeds the limit of {MAX_BATCH}")
+        if channels == 1 and batch.shape[1:] == (height, width):
+            return np.ascontiguousarray(batch[:, None])
+        if channels > 1 and batch.shape[1:] == (height, width, channels):
+            return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
     singles = _as_single_images(images)
     if not singles:
         raise InputError("got an empty batch: pass at least one image")
     if len(singles) > MAX_BATCH:
         raise InputError(f"batch of {len(singles)} images exceeds the limit of {MAX_BATCH}")
-    channels, height, width = shape
     mode = "L" if channels == 1 else "RGB"
     out = np.empty((len(singles), channels, height, width), dtype=np.uint8)
     for i, single in enumerate(singles):
@@ -93,13 +103,20 @@ def to_model_pixels(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
 def invert_light_backgrounds(pixels: np.ndarray) -> np.ndarray:
     """MNIST-style nets saw light strokes on black. An image whose border is mostly light (paper, a
     screenshot) is inverted so that its strokes become light on dark; dark-background images pass."""
-    border = np.concatenate([pixels[:, :, 0, :], pixels[:, :, -1, :], pixels[:, :, :, 0], pixels[:, :, :, -1]],
-                            axis=2)
-    light = np.median(border.reshape(len(pixels), -1), axis=1) > 127
+    border = pixels.reshape(len(pixels), -1)[:, _border_index(*pixels.shape[1:])]
+    light = (border > 127).sum(axis=1) * 2 > border.shape[1]  # more than half the border is light
     if light.any():
         pixels = pixels.copy()
         pixels[light] = 255 - pixels[light]
     return pixels
+
+
+@functools.lru_cache(maxsize=8)
+def _border_index(channels: int, height: int, width: int) -> np.ndarray:
+    """Flat indices of every channel's outermost pixel ring: one gather is the cheap way on small images."""
+    frame = np.ones((height, width), dtype=bool)
+    frame[1:-1, 1:-1] = False
+    return np.flatnonzero(np.tile(frame.ravel(), channels))
 
 
 def _as_single_images(images: Any) -> list[Any]:

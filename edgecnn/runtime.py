@@ -108,6 +108,8 @@ class Predictor:
         self.classes = self.metadata.class_names
         self._dtype = np.uint8 if spec.baked else np.float32
         self._shape = spec.graph_shape
+        self._input_name = spec.name
+        self._outputs = [self._session.get_outputs()[0].name]
         # MNIST-style data (dark backgrounds: a low mean pixel) is what light-background inversion is for
         self._dark_background = spec.shape[0] == 1 and self.metadata.mean[0] < 0.5
 
@@ -117,9 +119,15 @@ class Predictor:
     def logits(self, x: Any) -> np.ndarray:
         """The fast path: input already in the graph's form — float32 N×C×H×W normalised, or uint8
         N×H×W(×C) for a model with baked preprocessing."""
-        array = self._checked_graph_input(x)
+        # The common case costs a few attribute checks and one finiteness pass (the goal is ≤ 5 % over a
+        # bare session.run on a 100 µs model); anything unusual takes the slow path that explains itself.
+        if not (type(x) is np.ndarray and x.dtype == self._dtype and x.shape[1:] == self._shape
+                and 0 < x.shape[0] <= MAX_BATCH and x.flags.c_contiguous):
+            x = self._checked_graph_input(x)
+        elif self._dtype is np.float32 and not np.isfinite(x).all():
+            raise InputError("input contains NaN or infinite values")
         try:
-            return self._session.run(None, {self.metadata.input.name: array})[0]
+            return self._session.run(self._outputs, {self._input_name: x})[0]
         except ORT_ERRORS as exc:
             raise ProviderError(f"onnxruntime failed to run {self.path.name} on {self.provider}: "
                                 f"{str(exc).strip().splitlines()[0][:200]}") from None
