@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on real data: set up .venv if needed, train a seed net on Fashion-MNIST, export it to
-# ONNX (fp32, and whatever `auto` measures fastest within the accuracy budget), verify parity, summarise.
+# ONNX (fp32, and whatever `auto` measures fastest within the accuracy budget), verify parity, predict a
+# few test images through the torch-free Predictor, summarise.
 # Usage: tools/demo.sh [OUT_DIR]   (default runs/demo; ARCH and EPOCHS may be set in the environment)
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$root"
@@ -29,6 +30,30 @@ echo "== export auto -> $out/model.auto.onnx (fp32 / dynamic / static measured o
 .venv/bin/edgecnn export "$out" --out "$out/model.auto.onnx" --quantize auto
 echo "== verify $out/model.auto.onnx against the checkpoint"
 .venv/bin/edgecnn verify "$out" "$out/model.auto.onnx"
+
+echo "== predict: four real test images (the last one inverted, as if photographed on paper)"
+.venv/bin/python - "$out" <<'PY'
+import pathlib, sys
+from PIL import Image
+from edgecnn.data import load_dataset
+out = pathlib.Path(sys.argv[1]) / "samples"
+out.mkdir(exist_ok=True)
+data = load_dataset("fashion-mnist")
+for i in range(4):
+    pixels = data.test_images[i, 0].numpy()
+    name = f"{i}-{data.class_names[int(data.test_labels[i])].replace('/', '-').replace(' ', '_')}"
+    Image.fromarray(255 - pixels if i == 3 else pixels).save(out / f"{name}{'-on-paper' if i == 3 else ''}.png")
+PY
+.venv/bin/edgecnn predict "$out/model.auto.onnx" "$out"/samples/*.png --top-k 2
+.venv/bin/python - "$out" <<'PY'
+import pathlib, sys
+from edgecnn.preprocess import load_image
+from edgecnn.runtime import Predictor
+predictor = Predictor(pathlib.Path(sys.argv[1]) / "model.auto.onnx")
+files = sorted((pathlib.Path(sys.argv[1]) / "samples").glob("*.png"))
+results = predictor.predict([load_image(f) for f in files])
+print(f"  Predictor ({predictor.provider}): " + ", ".join(f"{f.name.split('-')[0]}→{r.label}" for f, r in zip(files, results)))
+PY
 
 .venv/bin/python - "$out" <<'PY'
 import json, pathlib, sys
