@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.config import CALIBRATION_METHODS, DEVICES, OPTIMIZERS, QUANT_MODES, ExportConfig, TrainConfig
+from edgecnn.config import CALIBRATION_METHODS, DEVICES, OPTIMIZERS, QUANT_MODES, BenchConfig, ExportConfig, TrainConfig
 from edgecnn.errors import EdgeCNNError
 
 __all__ = ["main"]
@@ -246,7 +246,7 @@ def info(model: str, as_json: bool) -> None:
     meta = read_metadata(session, source=model)
     data = {**dataclasses.asdict(meta), "input": meta.input.to_dict(), "file": model,
             "size_bytes": os.path.getsize(model), "graph_input": session.get_inputs()[0].shape,
-            "graph_input_type": session.get_inputs()[0].type, "available_providers": session.get_providers()}
+            "graph_input_type": session.get_inputs()[0].type, "session_providers": session.get_providers()}
     if as_json:
         _print_json(data)
         return
@@ -269,3 +269,78 @@ def info(model: str, as_json: bool) -> None:
                      f"images: top-1 agreement {parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}, "
                      f"Δaccuracy {parity['delta_accuracy_pp']:+.2f} pp")
     click.echo("\n".join(lines))
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    from edgecnn.errors import ConfigError
+
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--batch-sizes takes whole numbers separated by commas, e.g. 1,8,64 (got {text!r})") from None
+    return sizes
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--provider", type=click.Choice(DEVICES), default=BenchConfig.provider, show_default=True)
+@click.option("--batch-sizes", default="1,8,64", show_default=True)
+@click.option("--threads", type=int, default=None, help="Intra-op threads (default: one per core).")
+@click.option("--warmup", type=int, default=BenchConfig.warmup, show_default=True)
+@click.option("--iters", type=int, default=BenchConfig.iters, show_default=True)
+@click.option("--duration", type=float, default=None, help="Seconds per batch size instead of --iters.")
+@click.option("--cold-runs", type=int, default=BenchConfig.cold_runs, show_default=True, help="Fresh processes per model for cold start (0: skip).")
+@click.option("--torch", "torch_checkpoint", default=None, help="Add torch eager from this checkpoint as a row.")
+@click.option("--json", "json_path", default=None, help="Write every figure as JSON to PATH, or '-' for stdout only.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Write a PNG chart.")
+def bench(models: tuple[str, ...], batch_sizes: str, torch_checkpoint: str | None, json_path: str | None,
+          plot_path: str | None, **options: Any) -> None:
+    """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory."""
+    from edgecnn.bench import run_bench
+    from edgecnn.files import write_json
+
+    config = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), **options)
+    log = (lambda line: click.echo(f"edgecnn: {line}", err=True)) if sys.stderr.isatty() else (lambda _: None)
+    result = run_bench(list(models), config, torch_checkpoint=torch_checkpoint, log=log)
+    if plot_path:
+        try:
+            from edgecnn.plots import plot_latency
+        except ImportError:  # matplotlib comes with the [train] extra
+            raise _Failure("--plot needs matplotlib: pip install matplotlib") from None
+        plot_latency(result, plot_path)
+    if json_path == "-":
+        _print_json(result)
+        return
+    if json_path:
+        write_json(json_path, result)
+    click.echo(_bench_table(result))
+
+
+def _bench_table(result: dict[str, Any]) -> str:
+    env, models = result["environment"], result["models"]
+    short = {m["name"]: f"m{i + 1}" for i, m in enumerate(models)}
+    lines = [f"environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, flags: "
+             f"{' '.join(env['cpu_flags']) or 'none detected'}; onnxruntime {env['onnxruntime']}, edgecnn "
+             f"{env['edgecnn']}, numpy {env['numpy']}, python {env['python']}; providers: {', '.join(env['providers'])}",
+             "", f"{'':4}{'model':<44} {'kind':<12} {'size kB':>9} {'provider':>8} {'thr':>3} {'create ms':>9} "
+             f"{'first ms':>8} {'cold ms':>8} {'RSS MiB':>8}"]
+    for m in models:
+        size = f"{m['file_bytes'] / 1e3:,.0f}" if m.get("file_bytes") else "-"
+        kind = m["kind"] if m["kind"] == "torch" else f"ort {m['quantization']}"
+        cold = f"{m['cold_start_ms']:.0f}" if "cold_start_ms" in m else "-"
+        rss = f"{m['peak_rss_mib']:.1f}" if "peak_rss_mib" in m else "-"
+        label = "torch eager" if m["kind"] == "torch" else m["name"]
+        label = label if len(label) <= 44 else "…" + label[-43:]
+        lines.append(f"{short[m['name']]:<4}{label:<44} {kind:<12} {size:>9} {m['provider']:>8} "
+                     f"{m['threads']:>3} {m['session_create_ms']:>9.1f} {m['first_inference_ms']:>8.2f} {cold:>8} {rss:>8}")
+    for batch, rows in result["batches"].items():
+        lines += ["", f"batch {batch} (ms; ratio = p50 / p50 of m1)",
+                  f"{'':4}{'p50':>9} {'p90':>9} {'p99':>9} {'mean':>9} {'std':>8} {'min':>9} {'max':>9} "
+                  f"{'samples/s':>10} {'ratio':>6} {'n':>5}"]
+        for name, r in rows.items():
+            lines.append(f"{short[name]:<4}{r['p50']:>9.4f} {r['p90']:>9.4f} {r['p99']:>9.4f} {r['mean']:>9.4f} "
+                         f"{r['std']:>8.4f} {r['min']:>9.4f} {r['max']:>9.4f} {r['throughput']:>10,.0f} "
+                         f"{r['ratio_p50']:>6.2f} {r['samples']:>5}")
+    if not result["spinning"]:
+        lines += ["", "(several models side by side: onnxruntime sessions run without spinning threads)"]
+    return "\n".join(lines)

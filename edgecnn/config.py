@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
 
-__all__ = ["TrainConfig", "ExportConfig", "config_to_dict", "config_from_dict"]
+__all__ = ["TrainConfig", "ExportConfig", "BenchConfig", "config_to_dict", "config_from_dict"]
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
@@ -95,6 +95,34 @@ class ExportConfig:
                 problems.append(f"{name} must be ≥ 1 (got {getattr(self, name)})")
         if self.min_weight_elements < 0 or not 0 <= self.max_accuracy_drop <= 100:
             problems.append("min_weight_elements must be ≥ 0 and max_accuracy_drop within 0–100")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `edgecnn bench` measures and how long."""
+
+    provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
+    batch_sizes: tuple[int, ...] = (1, 8, 64)  # a camera frame, a small burst, a throughput batch
+    threads: int | None = None  # None: onnxruntime's default (one per core)
+    warmup: int = 20  # untimed runs per model and batch size: first calls allocate and pack weights
+    iters: int = 200  # timed runs per model and batch size (ignored when duration is set)
+    duration: float | None = None  # seconds per batch size for all models together, instead of iters
+    cold_runs: int = 3  # fresh processes per model for the cold-start figure (median)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.provider not in DEVICES:
+            problems.append(f"provider must be one of {', '.join(DEVICES)} (got {self.provider!r})")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            problems.append(f"batch sizes must be whole numbers ≥ 1 (got {self.batch_sizes})")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be ≥ 1 (got {self.threads})")
+        if self.warmup < 0 or self.iters < 1 or self.cold_runs < 0:
+            problems.append("warmup and cold_runs must be ≥ 0 and iters ≥ 1")
+        if self.duration is not None and not self.duration > 0:
+            problems.append(f"duration must be > 0 seconds (got {self.duration})")
         if problems:
             raise ConfigError("; ".join(problems))
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from edgecnn.files import atomic_path
 
-__all__ = ["plot_curves", "plot_confusion"]
+__all__ = ["plot_curves", "plot_confusion", "plot_latency"]
 
 
 def _pyplot():  # -> matplotlib.pyplot, imported only by those who draw
@@ -70,3 +71,30 @@ def _save(fig, path: str | os.PathLike[str], plt) -> None:
             fig.savefig(tmp, format="png", dpi=110)
     finally:
         plt.close(fig)
+
+
+def plot_latency(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """p50 per model and batch size as bars, with a whisker from p90 to p99 on each (one panel per
+    batch size: their scales differ by orders of magnitude)."""
+    plt = _pyplot()
+    batches = list(result["batches"])
+    names = [m["name"] for m in result["models"]]
+    fig, axes = plt.subplots(1, len(batches), figsize=(3.2 + 2.6 * len(batches), 3.8), squeeze=False)
+    for ax, batch in zip(axes[0], batches):
+        rows = [result["batches"][batch][name] for name in names]
+        xs = range(len(names))
+        ax.bar(xs, [r["p50"] for r in rows], color=[f"C{i}" for i in xs])
+        for x, row in zip(xs, rows):
+            ax.plot([x, x], [row["p90"], row["p99"]], color="black", linewidth=1.5)
+            ax.plot([x - 0.12, x + 0.12], [row["p99"]] * 2, color="black", linewidth=1.5)
+        ax.set_xticks(list(xs), [Path(n).name if "(" not in n else "torch eager" for n in names],
+                      rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"batch {batch}")
+        ax.set_yscale("log")  # a few slow outliers must not flatten the bars
+        ax.set_ylabel("ms, log scale (bar p50, whisker p90–p99)")
+        ax.grid(axis="y", alpha=0.3)
+    env = result["environment"]
+    fig.suptitle(f"edgecnn bench — {env['cpu']}, {env['cores']} cores, onnxruntime {env['onnxruntime']}",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, plt)

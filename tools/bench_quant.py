@@ -28,25 +28,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
 from edgecnn.bench import measure_interleaved, summarize
-from edgecnn.checkpoint import CHECKPOINT_NAME, load_checkpoint, model_from_checkpoint
-from edgecnn.config import ExportConfig, TrainConfig
+from edgecnn.checkpoint import load_checkpoint, model_from_checkpoint
+from edgecnn.config import ExportConfig
 from edgecnn.export import export_onnx
 from edgecnn.exportjob import export_checkpoint, load_eval_data
 from edgecnn.preprocess import normalize
 from edgecnn.runtime import open_session
-from edgecnn.train import fit
 
-SEED_NETS = {"mnist_cnn3": "mnist", "convnet5": "mnist", "keras_conv2": "mnist",
-             "fashion_bn": "fashion-mnist", "keras_same": "fashion-mnist", "keras_valid": "fashion-mnist"}
-
-
-def checkpoint_for(arch: str, runs: Path) -> Path:
-    path = runs / arch / CHECKPOINT_NAME
-    if not path.is_file():
-        print(f"# training {arch} on {SEED_NETS[arch]} for one epoch -> {path.parent}", flush=True)
-        fit(TrainConfig(arch=arch, dataset=SEED_NETS[arch], epochs=1, seed=0, device="cpu"), path.parent)
-    return path
 
 
 def textbook(fp32: Path, dst: Path) -> str:

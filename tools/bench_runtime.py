@@ -18,17 +18,15 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from edgecnn.bench import measure_interleaved, summarize
+from edgecnn.bench import cold_start, measure_interleaved, summarize
 from edgecnn.config import ExportConfig, TrainConfig
 from edgecnn.exportjob import export_checkpoint, load_eval_data
 from edgecnn.checkpoint import load_checkpoint
@@ -66,21 +64,6 @@ class _Call:
 
     def __init__(self, fn):
         self.run = lambda _names, feed: fn(feed["input"])
-
-
-# The child reports its own peak RSS: VmHWM belongs to the process image and starts afresh at exec,
-# unlike ru_maxrss, which a forked child inherits from this (large) parent.
-_PEAK = "\nprint(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
-
-
-def cold_start(script: str, args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh Python process running ``script``."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", script + _PEAK, *args], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"cold-start script failed:\n{proc.stderr}")
-    return wall, int(proc.stdout.split()[-1]) / 1024
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on real data: set up .venv if needed, train a seed net on Fashion-MNIST, export it to
 # ONNX (fp32, and whatever `auto` measures fastest within the accuracy budget), verify parity, predict a
-# few test images through the torch-free Predictor, summarise.
+# few test images through the torch-free Predictor, then `edgecnn bench` fp32 vs auto vs torch eager.
 # Usage: tools/demo.sh [OUT_DIR]   (default runs/demo; ARCH and EPOCHS may be set in the environment)
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$root"
@@ -66,3 +66,8 @@ for name in ("fp32", "auto"):
           f"({r['accuracy']['delta_pp']:+.2f} pp)  agreement {r['parity']['top1_agreement']:.2%}  "
           f"batch-1 p50 {r['latency_ms_p50']['exported']['1']:.3f} ms (fp32 {r['latency_ms_p50']['fp32']['1']:.3f})")
 PY
+
+echo "== bench: fp32 vs auto's choice vs torch eager, measured round-robin in one run"
+.venv/bin/edgecnn bench "$out/model.fp32.onnx" "$out/model.auto.onnx" --torch "$out" --batch-sizes 1,64 \
+    --iters 200 --cold-runs 3 --json "$out/bench.json" --plot "$out/bench.png"
+echo "  wrote $out/bench.json and $out/bench.png"
