@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["measure_interleaved", "summarize", "compare_latency", "environment", "cold_start", "run_bench"]
+__all__ = ["measure_interleaved", "summarize", "compare_latency", "environment", "cold_start", "run_bench",
+           "format_report"]
 
 Clock = Callable[[], float]
 
@@ -161,6 +162,37 @@ def run_bench(models: list[str | os.PathLike[str]], config: Any, *, torch_checkp
             subject.info["peak_rss_mib"] = statistics.median(r for _, r in runs)
     return {"environment": environment(), "config": {**vars(config), "batch_sizes": list(config.batch_sizes)},
             "spinning": spinning, "models": [s.info for s in subjects], "batches": batches}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The readable table of a :func:`run_bench` result: environment, models, one block per batch size."""
+    env, models = result["environment"], result["models"]
+    short = {m["name"]: f"m{i + 1}" for i, m in enumerate(models)}
+    lines = [f"environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, flags: "
+             f"{' '.join(env['cpu_flags']) or 'none detected'}; onnxruntime {env['onnxruntime']}, edgecnn "
+             f"{env['edgecnn']}, numpy {env['numpy']}, python {env['python']}; providers: {', '.join(env['providers'])}",
+             "", f"{'':4}{'model':<44} {'kind':<12} {'size kB':>9} {'provider':>8} {'thr':>3} {'create ms':>9} "
+             f"{'first ms':>8} {'cold ms':>8} {'RSS MiB':>8}"]
+    for m in models:
+        size = f"{m['file_bytes'] / 1e3:,.0f}" if m.get("file_bytes") else "-"
+        kind = m["kind"] if m["kind"] == "torch" else f"ort {m['quantization']}"
+        cold = f"{m['cold_start_ms']:.0f}" if "cold_start_ms" in m else "-"
+        rss = f"{m['peak_rss_mib']:.1f}" if "peak_rss_mib" in m else "-"
+        label = "torch eager" if m["kind"] == "torch" else m["name"]
+        label = label if len(label) <= 44 else "…" + label[-43:]
+        lines.append(f"{short[m['name']]:<4}{label:<44} {kind:<12} {size:>9} {m['provider']:>8} "
+                     f"{m['threads']:>3} {m['session_create_ms']:>9.1f} {m['first_inference_ms']:>8.2f} {cold:>8} {rss:>8}")
+    for batch, rows in result["batches"].items():
+        lines += ["", f"batch {batch} (ms; ratio = p50 / p50 of m1)",
+                  f"{'':4}{'p50':>9} {'p90':>9} {'p99':>9} {'mean':>9} {'std':>8} {'min':>9} {'max':>9} "
+                  f"{'samples/s':>10} {'ratio':>6} {'n':>5}"]
+        for name, r in rows.items():
+            lines.append(f"{short[name]:<4}{r['p50']:>9.4f} {r['p90']:>9.4f} {r['p99']:>9.4f} {r['mean']:>9.4f} "
+                         f"{r['std']:>8.4f} {r['min']:>9.4f} {r['max']:>9.4f} {r['throughput']:>10,.0f} "
+                         f"{r['ratio_p50']:>6.2f} {r['samples']:>5}")
+    if not result["spinning"]:
+        lines += ["", "(several models side by side: onnxruntime sessions run without spinning threads)"]
+    return "\n".join(lines)
 
 
 class _Subject:

@@ -296,7 +296,7 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 def bench(models: tuple[str, ...], batch_sizes: str, torch_checkpoint: str | None, json_path: str | None,
           plot_path: str | None, **options: Any) -> None:
     """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory."""
-    from edgecnn.bench import run_bench
+    from edgecnn.bench import format_report, run_bench
     from edgecnn.files import write_json
 
     config = BenchConfig(batch_sizes=_batch_sizes(batch_sizes), **options)
@@ -313,34 +313,4 @@ def bench(models: tuple[str, ...], batch_sizes: str, torch_checkpoint: str | Non
         return
     if json_path:
         write_json(json_path, result)
-    click.echo(_bench_table(result))
-
-
-def _bench_table(result: dict[str, Any]) -> str:
-    env, models = result["environment"], result["models"]
-    short = {m["name"]: f"m{i + 1}" for i, m in enumerate(models)}
-    lines = [f"environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, flags: "
-             f"{' '.join(env['cpu_flags']) or 'none detected'}; onnxruntime {env['onnxruntime']}, edgecnn "
-             f"{env['edgecnn']}, numpy {env['numpy']}, python {env['python']}; providers: {', '.join(env['providers'])}",
-             "", f"{'':4}{'model':<44} {'kind':<12} {'size kB':>9} {'provider':>8} {'thr':>3} {'create ms':>9} "
-             f"{'first ms':>8} {'cold ms':>8} {'RSS MiB':>8}"]
-    for m in models:
-        size = f"{m['file_bytes'] / 1e3:,.0f}" if m.get("file_bytes") else "-"
-        kind = m["kind"] if m["kind"] == "torch" else f"ort {m['quantization']}"
-        cold = f"{m['cold_start_ms']:.0f}" if "cold_start_ms" in m else "-"
-        rss = f"{m['peak_rss_mib']:.1f}" if "peak_rss_mib" in m else "-"
-        label = "torch eager" if m["kind"] == "torch" else m["name"]
-        label = label if len(label) <= 44 else "…" + label[-43:]
-        lines.append(f"{short[m['name']]:<4}{label:<44} {kind:<12} {size:>9} {m['provider']:>8} "
-                     f"{m['threads']:>3} {m['session_create_ms']:>9.1f} {m['first_inference_ms']:>8.2f} {cold:>8} {rss:>8}")
-    for batch, rows in result["batches"].items():
-        lines += ["", f"batch {batch} (ms; ratio = p50 / p50 of m1)",
-                  f"{'':4}{'p50':>9} {'p90':>9} {'p99':>9} {'mean':>9} {'std':>8} {'min':>9} {'max':>9} "
-                  f"{'samples/s':>10} {'ratio':>6} {'n':>5}"]
-        for name, r in rows.items():
-            lines.append(f"{short[name]:<4}{r['p50']:>9.4f} {r['p90']:>9.4f} {r['p99']:>9.4f} {r['mean']:>9.4f} "
-                         f"{r['std']:>8.4f} {r['min']:>9.4f} {r['max']:>9.4f} {r['throughput']:>10,.0f} "
-                         f"{r['ratio_p50']:>6.2f} {r['samples']:>5}")
-    if not result["spinning"]:
-        lines += ["", "(several models side by side: onnxruntime sessions run without spinning threads)"]
-    return "\n".join(lines)
+    click.echo(format_report(result))
