@@ -288,7 +288,10 @@ def torch_subject(checkpoint: str, config: Any) -> _Subject:
     first_started = time.perf_counter()
     run(None, feed(1))
     first = time.perf_counter() - first_started
-    info = {"name": f"torch eager ({checkpoint})", "kind": "torch", "file_bytes": Path(checkpoint).stat().st_size
-            if Path(checkpoint).is_file() else None, "provider": "cpu", "threads": torch.get_num_threads(),
+    from edgecnn.checkpoint import CHECKPOINT_NAME
+
+    weights = Path(checkpoint) / CHECKPOINT_NAME if Path(checkpoint).is_dir() else Path(checkpoint)
+    info = {"name": f"torch eager ({checkpoint})", "kind": "torch", "file_bytes": weights.stat().st_size,
+            "provider": "cpu", "threads": torch.get_num_threads(),
             "quantization": "none", "session_create_ms": created * 1e3, "first_inference_ms": first * 1e3}
     return _Subject(info["name"], run, feed, info, (_TORCH_COLD, [str(checkpoint)]))
