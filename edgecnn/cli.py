@@ -134,7 +134,7 @@ def export_command(checkpoint: str, out: str, quantize_ops: str | None, as_json:
     from edgecnn.exportjob import export_checkpoint
 
     config = ExportConfig(quantize_ops=_ops(quantize_ops), **options)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True):  # shown below as our own one-line warnings instead
         warnings.simplefilter("always")
         report = export_checkpoint(checkpoint, out, config)
     for message in report["warnings"]:

@@ -64,13 +64,14 @@ def calibration_indices(labels: torch.Tensor, count: int, seed: int) -> torch.Te
 def _quiet_quantizers() -> Iterator[list[warnings.WarningMessage]]:
     """onnxruntime's quantizer logs advice through the root logger; keep it off the user's terminal,
     and collect our own QuantizationWarnings for the report card."""
-    logging.disable(logging.WARNING)
+    previous = logging.root.manager.disable  # the caller's own setting comes back afterwards
+    logging.disable(max(previous, logging.WARNING))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", QuantizationWarning)
             yield caught
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportConfig) -> dict[str, Any]:
@@ -167,11 +168,12 @@ def _report_card(out: Path, final: Path, fp32: Path, chosen_path: Path, chosen: 
         latency = compare_latency({"fp32": fp32, "exported": chosen_path}, feed, input_name=spec.name,
                                   iters=config.latency_iters)
     sizes = {"fp32": fp32.stat().st_size, "exported": final.stat().st_size}
+    families_before = compute_op_counts(before)
     return {
         "model": str(out), "arch": state["arch"], "requested": config.quantize, "mode": chosen,
         "input": spec.to_dict(), "opset": config.opset, "settings": quantization,
         "ops_before": op_counts(before), "ops_after": op_counts(after),
-        "quantized_ops": {family: {"quantized": entry["quantized"], "of": compute_op_counts(before)[family]["nodes"]}
+        "quantized_ops": {family: {"quantized": entry["quantized"], "of": families_before[family]["nodes"]}
                           for family, entry in compute_op_counts(after).items()},
         "size_bytes": sizes, "size_ratio": round(sizes["exported"] / sizes["fp32"], 4),
         "accuracy": {"fp32": parity["torch_accuracy"], "exported": parity["onnx_accuracy"],

@@ -44,7 +44,6 @@ def textbook(fp32: Path, dst: Path) -> str:
     it trips onnxruntime#25890 unless the shape annotations are dropped first; report both."""
     from onnxruntime.quantization import quantize_dynamic
 
-    logging.disable(logging.WARNING)  # its "consider pre-processing" advice, printed per call
     try:
         quantize_dynamic(str(fp32), str(dst))
         return "as is"

@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 

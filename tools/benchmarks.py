@@ -40,7 +40,6 @@ def textbook(fp32: Path, dst: Path) -> None:
     makes the call fail on torch's graphs otherwise). The edgecnn metadata survives, so the bench reads it."""
     from onnxruntime.quantization import quantize_dynamic
 
-    logging.disable(logging.WARNING)  # its "consider pre-processing" advice (edgecnn's export re-enables logs)
     model = onnx.load(str(fp32))
     del model.graph.value_info[:]
     stripped = dst.with_name("stripped.onnx")
