@@ -13,12 +13,28 @@ from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
 
-__all__ = ["TrainConfig", "ExportConfig", "BenchConfig", "config_to_dict", "config_from_dict"]
+__all__ = [
+    "TrainConfig",
+    "ExportConfig",
+    "BenchConfig",
+    "config_to_dict",
+    "config_from_dict",
+    "config_to_json",
+    "OPTIMIZERS",
+    "DEVICES",
+    "PROVIDERS",
+    "CALIBRATION_METHODS",
+    "PARITY_BATCH_SIZES",
+    "REPORT_BATCH_SIZES",
+]
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-DEVICES = ("auto", "cpu", "cuda")
-QUANT_MODES = ("none", "dynamic", "static", "fp16", "auto")
+DEVICES = ("auto", "cpu", "cuda")  # torch devices for training
+PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users name them
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 catch a batch axis fixed
+#   at export, 7 an odd remainder, 64 the kernels' batched paths
+REPORT_BATCH_SIZES = (1, 32)  # the export report card's and auto's latency: one frame, one small batch
 
 
 @dataclass(frozen=True)
@@ -83,11 +99,14 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.quantize not in QUANT_MODES:
-            problems.append(f"quantize must be one of {', '.join(QUANT_MODES)} (got {self.quantize!r})")
+        from edgecnn.export.modes import quantize_choices  # torch- and onnx-free: the mode registry only
+
+        if self.quantize not in quantize_choices():
+            problems.append(f"quantize must be one of {', '.join(quantize_choices())} (got {self.quantize!r})")
         if self.calibration_method not in CALIBRATION_METHODS:
-            problems.append(f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} "
-                            f"(got {self.calibration_method!r})")
+            problems.append(
+                f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {self.calibration_method!r})"
+            )
         if not 13 <= self.opset <= 23:
             problems.append(f"opset must be between 13 and 23 (got {self.opset})")
         for name in ("calibration_samples", "parity_samples", "latency_iters"):
@@ -105,7 +124,7 @@ class BenchConfig:
 
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
     batch_sizes: tuple[int, ...] = (1, 8, 64)  # a camera frame, a small burst, a throughput batch
-    threads: int | None = None  # None: onnxruntime's default (one per core)
+    threads: int | None = None  # None: onnxruntime's default (one per physical core)
     warmup: int = 20  # untimed runs per model and batch size: first calls allocate and pack weights
     iters: int = 200  # timed runs per model and batch size (ignored when duration is set)
     duration: float | None = None  # seconds per batch size for all models together, instead of iters
@@ -113,8 +132,8 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.provider not in DEVICES:
-            problems.append(f"provider must be one of {', '.join(DEVICES)} (got {self.provider!r})")
+        if self.provider not in PROVIDERS:
+            problems.append(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             problems.append(f"batch sizes must be whole numbers ≥ 1 (got {self.batch_sizes})")
         if self.threads is not None and self.threads < 1:
@@ -145,4 +164,5 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
 
 
 def config_to_json(config: Any) -> str:
+    """Sorted, indented JSON of a config (what run folders and the test cache key hold)."""
     return json.dumps(config_to_dict(config), indent=2, sort_keys=True)

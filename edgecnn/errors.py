@@ -5,19 +5,26 @@
     EdgeCNNError                 base class; the CLI prints its message as one line and exits 1
     ├── ConfigError              a setting is invalid or two settings contradict each other
     │   └── ArchError            unknown or misused architecture name (the message lists valid names)
-    ├── DataError                a dataset is missing, unreadable or malformed
-    ├── ModelFileError           a checkpoint or model file is missing, corrupt or not ours
+    ├── DataError                a dataset is missing, unreadable or malformed          (.path)
+    ├── ModelFileError           a checkpoint or model file is missing, corrupt or not ours (.path)
     ├── DeviceError              a requested torch device (e.g. cuda) is not available
     ├── ExportError              torch → ONNX conversion or its checks failed
-    ├── ParityError              the exported model disagrees with torch beyond the gates
+    ├── ParityError              the exported model disagrees with torch beyond the gates (.report)
     ├── ProviderError            an onnxruntime execution provider is unavailable or failed
     └── InputError               input handed to the runtime is invalid (dtype, shape, NaN, …)
-        └── ImageError           an image file cannot be decoded or is refused (format, size)
+        └── ImageError           an image file cannot be decoded or is refused (format, size) (.path)
 
 Messages say what was wrong and what to do about it; they never need a traceback to be understood.
+A foreign exception that caused ours stays on ``__cause__`` (``raise X(...) from exc``), and
+:func:`describe` is the one way its useful line gets into our message (as httpx keeps the request on its
+errors, ours keep the file or the report they are about).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "EdgeCNNError",
@@ -31,7 +38,26 @@ __all__ = [
     "ProviderError",
     "InputError",
     "ImageError",
+    "describe",
 ]
+
+_MAX_CHARS = 600  # longer messages keep their head and their tail, where libraries put the cause
+
+
+def describe(exc: BaseException) -> str:
+    """The useful part of a foreign exception's message, on one line.
+
+    One line is returned whole; several lines become "first … last" (the first line names what failed,
+    the last usually why: onnxruntime ends with "Unsupported model IR version", torch.load with the
+    offending global). An over-long line loses its middle, never its end. An empty message gives the type.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
+    if len(text) > _MAX_CHARS:
+        text = text[: _MAX_CHARS // 3] + " … " + text[-(2 * _MAX_CHARS) // 3 :]
+    return text
 
 
 class EdgeCNNError(Exception):
@@ -46,11 +72,19 @@ class ArchError(ConfigError):
     """An architecture name is unknown; the message lists the registered names."""
 
 
-class DataError(EdgeCNNError):
+class _PathError(EdgeCNNError):
+    """An error about one file or folder, kept on ``.path``."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class DataError(_PathError):
     """A dataset is missing, unreadable or malformed."""
 
 
-class ModelFileError(EdgeCNNError):
+class ModelFileError(_PathError):
     """A checkpoint or model file is missing, corrupt, or not an edgecnn artifact."""
 
 
@@ -63,7 +97,11 @@ class ExportError(EdgeCNNError):
 
 
 class ParityError(EdgeCNNError):
-    """The exported model disagrees with the torch model beyond the parity gates."""
+    """The exported model disagrees with its reference beyond the gates; ``.report`` holds the figures."""
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class ProviderError(EdgeCNNError):
@@ -76,3 +114,7 @@ class InputError(EdgeCNNError):
 
 class ImageError(InputError):
     """An image file cannot be decoded, or is refused (format, pixel count)."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None

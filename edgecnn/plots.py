@@ -42,8 +42,9 @@ def plot_curves(epochs: Sequence[dict[str, Any]], path: str | os.PathLike[str], 
     _save(fig, path, plt)
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
-                   path: str | os.PathLike[str], *, title: str = "") -> None:
+def plot_confusion(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | os.PathLike[str], *, title: str = ""
+) -> None:
     """Test-set confusion matrix: rows are true classes, columns predictions, counts in the cells."""
     plt = _pyplot()
     n = len(class_names)
@@ -54,8 +55,9 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
     for i in range(n):
         for j in range(n):
             value = matrix[i][j]
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                    color="white" if value > peak / 2 else "black")
+            ax.text(
+                j, i, str(value), ha="center", va="center", fontsize=7, color="white" if value > peak / 2 else "black"
+            )
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
@@ -80,21 +82,25 @@ def plot_latency(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     batches = list(result["batches"])
     names = [m["name"] for m in result["models"]]
     fig, axes = plt.subplots(1, len(batches), figsize=(3.2 + 2.6 * len(batches), 3.8), squeeze=False)
-    for ax, batch in zip(axes[0], batches):
+    for ax, batch in zip(axes[0], batches, strict=True):
         rows = [result["batches"][batch][name] for name in names]
         xs = range(len(names))
         ax.bar(xs, [r["p50"] for r in rows], color=[f"C{i}" for i in xs])
-        for x, row in zip(xs, rows):
+        for x, row in zip(xs, rows, strict=True):
             ax.plot([x, x], [row["p90"], row["p99"]], color="black", linewidth=1.5)
             ax.plot([x - 0.12, x + 0.12], [row["p99"]] * 2, color="black", linewidth=1.5)
-        ax.set_xticks(list(xs), [Path(n).name if "(" not in n else "torch eager" for n in names],
-                      rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(
+            list(xs),
+            [Path(n).name if "(" not in n else "torch eager" for n in names],
+            rotation=30,
+            ha="right",
+            fontsize=8,
+        )
         ax.set_title(f"batch {batch}")
         ax.set_yscale("log")  # a few slow outliers must not flatten the bars
         ax.set_ylabel("ms, log scale (bar p50, whisker p90–p99)")
         ax.grid(axis="y", alpha=0.3)
     env = result["environment"]
-    fig.suptitle(f"edgecnn bench — {env['cpu']}, {env['cores']} cores, onnxruntime {env['onnxruntime']}",
-                 fontsize=9)
+    fig.suptitle(f"edgecnn bench — {env['cpu']}, {env['cores']} cores, onnxruntime {env['onnxruntime']}", fontsize=9)
     fig.tight_layout()
     _save(fig, path, plt)

@@ -1,4 +1,4 @@
-"""Shared fixtures: real datasets loaded once per session, and a tiny net trained for real."""
+"""Shared fixtures: real datasets loaded once per session, and real nets trained for real (cached)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers for tests in sub-folders
+
+# What a plain `pip install edgecnn` lacks: the device-side tests run with all of them unimportable.
+TRAINING_SIDE = ("torch", "torchvision", "onnx", "matplotlib")
 
 
 def _data_root() -> Path:
@@ -31,45 +35,69 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def fashion(data_root):
-    from edgecnn.data import load_dataset
+    from edgecnn.training.data import load_dataset
 
     return load_dataset("fashion-mnist", data_root=data_root)
 
 
 @pytest.fixture(scope="session")
 def mnist(data_root):
-    from edgecnn.data import load_dataset
+    from edgecnn.training.data import load_dataset
 
     return load_dataset("mnist", data_root=data_root)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, block_torch: bool = False,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``edgecnn ARGS`` in a new process, optionally with torch made unimportable."""
-    prelude = "import sys; sys.modules['torch'] = None; " if block_torch else ""
+def blocking_prelude(modules: tuple[str, ...] = TRAINING_SIDE) -> str:
+    """Python source that makes ``modules`` unimportable, as on a device with only `pip install edgecnn`."""
+    return "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in modules)
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    block_torch: bool = False,
+    blocked: tuple[str, ...] = (),
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``edgecnn ARGS`` in a new process; ``block_torch``: as a device install (torch, torchvision,
+    onnx and matplotlib unimportable); ``blocked``: these modules only."""
+    prelude = blocking_prelude(TRAINING_SIDE if block_torch else blocked)
     code = prelude + "from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
-    if not block_torch:
-        code = "import sys; " + code
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd or REPO, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or REPO,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory, mnist, fashion):
     """``checkpoints(arch, dataset="mnist")``: the net trained one epoch on 10,000 real images of that
-    dataset (seed 0), built lazily, once per session."""
-    from edgecnn.checkpoint import CHECKPOINT_NAME
-    from edgecnn.config import TrainConfig
-    from edgecnn.train import fit
+    dataset (seed 0), built lazily, once per session, and cached across sessions (checkpoint_cache.py)."""
+    import torch
+    from checkpoint_cache import cache_key, cached_checkpoint, code_digest
 
-    made = {}
+    from edgecnn.config import TrainConfig, config_to_json
+    from edgecnn.files import CHECKPOINT_NAME
+    from edgecnn.training.loop import fit
+
+    made, code = {}, code_digest()
 
     def get(arch: str, dataset: str = "mnist"):
         if (arch, dataset) not in made:
-            out = tmp_path_factory.mktemp(f"ckpt-{arch}-{dataset}")
-            fit(TrainConfig(arch=arch, dataset=dataset, epochs=1, limit_train=10000, seed=0, device="cpu"),
-                out, data=mnist if dataset == "mnist" else fashion)
-            made[arch, dataset] = out / CHECKPOINT_NAME
+            config = TrainConfig(arch=arch, dataset=dataset, epochs=1, limit_train=10000, seed=0, device="cpu")
+            data = mnist if dataset == "mnist" else fashion
+            key = cache_key(config_to_json(config), data.checksum(), code=code, torch_version=torch.__version__)
+
+            def train(out: Path) -> Path:
+                fit(config, out, data=data)
+                return out / CHECKPOINT_NAME
+
+            dest = tmp_path_factory.mktemp(f"ckpt-{arch}-{dataset}")
+            made[arch, dataset], _ = cached_checkpoint(key, dest, train)
         return made[arch, dataset]
 
     return get

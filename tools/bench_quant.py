@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import logging
 import os
 import platform
 import sys
@@ -25,18 +24,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-
 from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
-from edgecnn.bench import measure_interleaved, summarize
-from edgecnn.checkpoint import load_checkpoint, model_from_checkpoint
-from edgecnn.config import ExportConfig
-from edgecnn.export import export_onnx
-from edgecnn.exportjob import export_checkpoint, load_eval_data
-from edgecnn.preprocess import normalize
-from edgecnn.runtime import open_session
 
+from edgecnn.bench.timing import measure_interleaved, summarize
+from edgecnn.config import ExportConfig
+from edgecnn.export.graphs import strip_value_info
+from edgecnn.export.job import export_checkpoint
+from edgecnn.export.quantize import quiet_quantizer_logs
+from edgecnn.export.to_onnx import export_onnx
+from edgecnn.runtime.preprocess import normalize
+from edgecnn.runtime.session import open_session
+from edgecnn.training.checkpoint import load_checkpoint
+from edgecnn.training.data import load_dataset_for
 
 
 def textbook(fp32: Path, dst: Path) -> str:
@@ -49,38 +49,40 @@ def textbook(fp32: Path, dst: Path) -> str:
         return "as is"
     except Exception as exc:  # noqa: BLE001 — we report whatever the textbook call raises
         note = f"fails as is ({type(exc).__name__}); measured after dropping value_info"
-    model = onnx.load(str(fp32))
-    del model.graph.value_info[:]
     stripped = dst.with_name("stripped.onnx")
-    onnx.save(model, str(stripped))
+    strip_value_info(fp32, stripped)
     quantize_dynamic(str(stripped), str(dst))
     return note
 
 
 def accuracy(path: Path, inputs: np.ndarray, labels: np.ndarray) -> float:
     session = open_session(path, spinning=False)
-    logits = np.concatenate([session.run(None, {"input": inputs[i:i + 500]})[0] for i in range(0, len(inputs), 500)])
+    logits = np.concatenate([session.run(None, {"input": inputs[i : i + 500]})[0] for i in range(0, len(inputs), 500)])
     return float((logits.argmax(1) == labels).mean())
 
 
 def bench_net(arch: str, runs: Path, iters: int, work: Path) -> list[dict]:
     ckpt = checkpoint_for(arch, runs)
-    state = load_checkpoint(ckpt)
-    data = load_eval_data(state, None)
-    mean, std = state["normalization"]["mean"], state["normalization"]["std"]
-    inputs = normalize(data.test_images.numpy(), mean, std)
+    saved = load_checkpoint(ckpt)
+    data = load_dataset_for(saved.config)
+    norm = saved.card.normalization
+    inputs = normalize(data.test_images.numpy(), norm.mean, norm.std)
     labels = data.test_labels.numpy()
-    paths = {"fp32": export_onnx(model_from_checkpoint(state), work / f"{arch}.fp32.onnx", input_shape=(1, 28, 28))}
-    note = textbook(paths["fp32"], work / f"{arch}.textbook.onnx")
+    fp32 = export_onnx(saved.build_model(), work / f"{arch}.fp32.onnx", input_shape=saved.card.input_shape)
+    paths = {"fp32": fp32}
+    with quiet_quantizer_logs():  # onnxruntime's root-logger advice, kept off the terminal as edgecnn does
+        note = textbook(paths["fp32"], work / f"{arch}.textbook.onnx")
     paths["textbook"] = work / f"{arch}.textbook.onnx"
     chosen = {}
     for mode in ("dynamic", "static", "auto"):
         out = work / f"{arch}.{mode}.onnx"
         report = export_checkpoint(ckpt, out, ExportConfig(quantize=mode, latency_iters=100))
-        paths[mode], chosen[mode] = out, report["mode"]
+        paths[mode], chosen[mode] = out, report.mode
     sessions = {name: open_session(path, spinning=False) for name, path in paths.items()}
-    rows = {name: {"variant": name, "size": path.stat().st_size, "accuracy": accuracy(path, inputs, labels)}
-            for name, path in paths.items()}
+    rows = {
+        name: {"variant": name, "size": path.stat().st_size, "accuracy": accuracy(path, inputs, labels)}
+        for name, path in paths.items()
+    }
     for batch, n in ((1, iters), (64, max(20, iters // 5))):
         x = np.ascontiguousarray(inputs[:batch])
         samples = measure_interleaved(sessions, {name: {"input": x} for name in sessions}, iters=n)
@@ -93,13 +95,18 @@ def bench_net(arch: str, runs: Path, iters: int, work: Path) -> list[dict]:
 
 def table(arch: str, rows: list[dict]) -> str:
     base = rows[0]
-    lines = [f"**{arch}**" + (f" (textbook: {rows[1]['note']})" if rows[1]["note"] != "as is" else ""), "",
-             "| variant | file | × fp32 | test acc. | Δ pp | batch 1 p50 ms | × fp32 | batch 64 p50 ms | × fp32 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**{arch}**" + (f" (textbook: {rows[1]['note']})" if rows[1]["note"] != "as is" else ""),
+        "",
+        "| variant | file | × fp32 | test acc. | Δ pp | batch 1 p50 ms | × fp32 | batch 64 p50 ms | × fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['size'] / 1e3:,.0f} kB | {r['size'] / base['size']:.2f} | "
-                     f"{r['accuracy']:.2%} | {(r['accuracy'] - base['accuracy']) * 100:+.2f} | {r['b1']:.4f} | "
-                     f"{r['b1'] / base['b1']:.2f} | {r['b64']:.3f} | {r['b64'] / base['b64']:.2f} |")
+        lines.append(
+            f"| {r['variant']} | {r['size'] / 1e3:,.0f} kB | {r['size'] / base['size']:.2f} | "
+            f"{r['accuracy']:.2%} | {(r['accuracy'] - base['accuracy']) * 100:+.2f} | {r['b1']:.4f} | "
+            f"{r['b1'] / base['b1']:.2f} | {r['b64']:.3f} | {r['b64'] / base['b64']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -110,9 +117,10 @@ def main() -> None:
     parser.add_argument("--archs", default=",".join(SEED_NETS))
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    header = (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"onnxruntime {ort.__version__}, numpy {np.__version__}, python {platform.python_version()}")
+    header = (
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"onnxruntime {ort.__version__}, numpy {np.__version__}, python {platform.python_version()}"
+    )
     print(f"# {header}", flush=True)
     parts = [f"Command: `.venv/bin/python tools/bench_quant.py {' '.join(sys.argv[1:])}`".strip(), "", header, ""]
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:

@@ -3,7 +3,7 @@
 
 The tutorials' loop (the adventuresinmachinelearning ConvNet tutorial): a torchvision dataset with
 ToTensor + Normalize, a DataLoader with batch 100 and shuffling, Adam at 1e-3, and the per-step accuracy
-bookkeeping the tutorial prints. Ours: ``edgecnn.train.fit`` (in-memory uint8 tensors, channels-last,
+bookkeeping the tutorial prints. Ours: ``edgecnn.training.loop.fit`` (in-memory uint8 tensors, channels-last,
 fused Adam). Rounds alternate between the two so drift in the machine's speed hits both alike; each
 round starts from the same freshly initialised weights. Only training steps are timed (fit's
 ``samples_per_s`` excludes its test-set evaluation and file writes).
@@ -26,18 +26,21 @@ import torch
 from torch import nn
 from torchvision import datasets, transforms
 
-from edgecnn.architectures import create
 from edgecnn.config import TrainConfig
-from edgecnn.data import load_dataset, resolve_data_root
-from edgecnn.train import fit
+from edgecnn.training.architectures import create
+from edgecnn.training.data import load_dataset, resolve_data_root
+from edgecnn.training.loop import fit
 
 
 def tutorial_loop(arch: str, root: str, samples: int, seed: int) -> float:
     """samples/s of the tutorials' loop for ``samples`` training images."""
     torch.manual_seed(seed)
     model = create(arch)
-    train_set = datasets.MNIST(root, train=True, transform=transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
+    train_set = datasets.MNIST(
+        root,
+        train=True,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]),
+    )
     loader = torch.utils.data.DataLoader(train_set, batch_size=100, shuffle=True)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
@@ -59,8 +62,9 @@ def tutorial_loop(arch: str, root: str, samples: int, seed: int) -> float:
 
 
 def edgecnn_loop(arch: str, bundle, samples: int, seed: int) -> float:
-    config = TrainConfig(arch=arch, dataset="mnist", epochs=1, batch_size=100, limit_train=samples,
-                         seed=seed, device="cpu")
+    config = TrainConfig(
+        arch=arch, dataset="mnist", epochs=1, batch_size=100, limit_train=samples, seed=seed, device="cpu"
+    )
     with tempfile.TemporaryDirectory() as out:
         return fit(config, out, data=bundle).epochs[0]["samples_per_s"]
 
@@ -76,18 +80,26 @@ def main() -> None:
     bundle = load_dataset("mnist", data_root=root)
     # fit evaluates on the test set after the epoch; a slice keeps rounds short (it is not timed)
     bundle = dataclasses.replace(bundle, test_images=bundle.test_images[:500], test_labels=bundle.test_labels[:500])
-    print(f"# {args.arch} on MNIST, batch 100, Adam; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}", flush=True)
+    print(
+        f"# {args.arch} on MNIST, batch 100, Adam; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        flush=True,
+    )
     ours, theirs = [], []
     for r in range(args.rounds):
         theirs.append(tutorial_loop(args.arch, root, args.samples, seed=r))
         ours.append(edgecnn_loop(args.arch, bundle, args.samples, seed=r))
-        print(f"round {r + 1}: tutorial {theirs[-1]:8.1f} samples/s   edgecnn {ours[-1]:8.1f} samples/s   "
-              f"ratio {ours[-1] / theirs[-1]:.2f}x", flush=True)
-    ratios = [a / b for a, b in zip(ours, theirs)]
-    print(f"median: tutorial {statistics.median(theirs):.1f} samples/s, edgecnn {statistics.median(ours):.1f} "
-          f"samples/s, ratio {statistics.median(ratios):.2f}x (per-round ratios "
-          f"{min(ratios):.2f}–{max(ratios):.2f}x)")
+        print(
+            f"round {r + 1}: tutorial {theirs[-1]:8.1f} samples/s   edgecnn {ours[-1]:8.1f} samples/s   "
+            f"ratio {ours[-1] / theirs[-1]:.2f}x",
+            flush=True,
+        )
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    print(
+        f"median: tutorial {statistics.median(theirs):.1f} samples/s, edgecnn {statistics.median(ours):.1f} "
+        f"samples/s, ratio {statistics.median(ratios):.2f}x (per-round ratios "
+        f"{min(ratios):.2f}–{max(ratios):.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,25 +14,27 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import logging
 import re
 import sys
 import tempfile
 from pathlib import Path
 
-import onnx
-
 from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
-from edgecnn.bench import run_bench
+
+from edgecnn.bench import BenchResult, run_bench
 from edgecnn.config import BenchConfig, ExportConfig
-from edgecnn.exportjob import export_checkpoint
+from edgecnn.export.graphs import strip_value_info
+from edgecnn.export.job import export_checkpoint
+from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.files import atomic_path
 
 PAGE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 START, END = "<!-- benchmarks.py:start -->", "<!-- benchmarks.py:end -->"
-NOISE_NOTE = ('Rows holding the same graph as "ORT fp32" ("auto → none", and "dynamic" where no weight qualified: '
-              'fashion_bn, keras_valid) measure one graph twice: their spread from 1.00 is this machine\'s noise '
-              'floor in that run. torch eager runs its own thread pool beside the non-spinning sessions.')
+NOISE_NOTE = (
+    'Rows holding the same graph as "ORT fp32" ("auto → none", and "dynamic" where no weight qualified: '
+    "fashion_bn, keras_valid) measure one graph twice: their spread from 1.00 is this machine's noise "
+    "floor in that run. torch eager runs its own thread pool beside the non-spinning sessions."
+)
 
 
 def textbook(fp32: Path, dst: Path) -> None:
@@ -40,36 +42,42 @@ def textbook(fp32: Path, dst: Path) -> None:
     makes the call fail on torch's graphs otherwise). The edgecnn metadata survives, so the bench reads it."""
     from onnxruntime.quantization import quantize_dynamic
 
-    model = onnx.load(str(fp32))
-    del model.graph.value_info[:]
     stripped = dst.with_name("stripped.onnx")
-    onnx.save(model, str(stripped))
+    strip_value_info(fp32, stripped)
     quantize_dynamic(str(stripped), str(dst))
 
 
-def bench_net(arch: str, runs: Path, config: BenchConfig, work: Path) -> tuple[str, dict]:
+def bench_net(arch: str, runs: Path, config: BenchConfig, work: Path) -> tuple[str, BenchResult]:
     ckpt = checkpoint_for(arch, runs)
     files, labels = {}, {}
     for mode in ("none", "dynamic", "static", "auto"):
         files[mode] = work / f"{arch}-{mode}.onnx"
         report = export_checkpoint(ckpt, files[mode], ExportConfig(quantize=mode, latency_iters=100))
-        labels[mode] = f"auto → {report['mode']}" if mode == "auto" else {"none": "ORT fp32"}.get(mode, mode)
+        labels[mode] = f"auto → {report.mode}" if mode == "auto" else {"none": "ORT fp32"}.get(mode, mode)
     files["textbook"] = work / f"{arch}-textbook.onnx"
-    textbook(files["none"], files["textbook"])
+    with quiet_quantizer_logs():  # onnxruntime's root-logger advice, kept off the terminal as edgecnn does
+        textbook(files["none"], files["textbook"])
     labels["textbook"] = "textbook dynamic"
     order = ["none", "textbook", "dynamic", "static", "auto"]
     result = run_bench([files[m] for m in order], config, torch_checkpoint=str(ckpt))
-    names = [str(files[m]) for m in order] + [result["models"][-1]["name"]]
+    names = [str(files[m]) for m in order] + [result.models[-1].name]
     shown = [labels[m] for m in order] + ["torch eager"]
-    lines = [f"**{arch}** ({SEED_NETS[arch]}, one epoch)", "",
-             "| variant | file kB | b1 p50 ms | b1 p99 ms | × fp32 | b64 p50 ms | × fp32 | b64 samples/s "
-             "| cold start ms | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, label, model in zip(names, shown, result["models"]):
-        b1, b64 = result["batches"]["1"][name], result["batches"]["64"][name]
-        size = f"{model['file_bytes'] / 1e3:,.0f}" if model.get("file_bytes") else "-"
-        lines.append(f"| {label} | {size} | {b1['p50']:.4f} | {b1['p99']:.4f} | {b1['ratio_p50']:.2f} | "
-                     f"{b64['p50']:.3f} | {b64['ratio_p50']:.2f} | {b64['throughput']:,.0f} | "
-                     f"{model.get('cold_start_ms', float('nan')):,.0f} | {model.get('peak_rss_mib', float('nan')):.1f} |")
+    lines = [
+        f"**{arch}** ({SEED_NETS[arch]}, one epoch)",
+        "",
+        "| variant | file kB | b1 p50 ms | b1 p99 ms | × fp32 | b64 p50 ms | × fp32 | b64 samples/s "
+        "| cold start ms | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, label, model in zip(names, shown, result.models, strict=True):
+        b1, b64 = result.batches["1"][name], result.batches["64"][name]
+        size = f"{model.file_bytes / 1e3:,.0f}" if model.file_bytes else "-"
+        cold = model.cold_start_ms if model.cold_start_ms is not None else float("nan")
+        rss = model.peak_rss_mib if model.peak_rss_mib is not None else float("nan")
+        lines.append(
+            f"| {label} | {size} | {b1.p50:.4f} | {b1.p99:.4f} | {b1.ratio_p50:.2f} | "
+            f"{b64.p50:.3f} | {b64.ratio_p50:.2f} | {b64.throughput:,.0f} | {cold:,.0f} | {rss:.1f} |"
+        )
     return "\n".join(lines), result
 
 
@@ -81,25 +89,32 @@ def main() -> None:
     parser.add_argument("--archs", default=",".join(SEED_NETS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
-    logging.disable(logging.WARNING)
     config = BenchConfig(batch_sizes=(1, 64), iters=args.iters, cold_runs=args.cold_runs)
     tables, env = [], None
     with tempfile.TemporaryDirectory(prefix="edgecnn-page-") as tmp:
         for arch in args.archs.split(","):
             table, result = bench_net(arch, args.runs, config, Path(tmp))
-            env = result["environment"]
+            env = result.environment
             print(table + "\n", flush=True)
             tables.append(table)
-    block = "\n".join([
-        START, "",
-        f"Command: `.venv/bin/python tools/benchmarks.py {' '.join(sys.argv[1:])}`",
-        f"Date: {datetime.date.today()}. Environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, "
-        f"flags {' '.join(env['cpu_flags'])}; {env['system']}; Python {env['python']}, numpy {env['numpy']}, "
-        f"onnxruntime {env['onnxruntime']}, edgecnn {env['edgecnn']}; providers {', '.join(env['providers'])}.",
-        f"Settings: batch 1 and 64, {args.iters} timed runs each after 20 warm-up runs, all variants of a net "
-        "(and torch eager) round-robin in blocks of 10, onnxruntime sessions not spinning; × fp32 = p50 / p50 "
-        f"of ORT fp32 in the same run; cold start and peak RSS: median of {args.cold_runs} fresh processes "
-        "(import + load + one batch-1 inference).", NOISE_NOTE, "", *[t + "\n" for t in tables], END])
+    block = "\n".join(
+        [
+            START,
+            "",
+            f"Command: `.venv/bin/python tools/benchmarks.py {' '.join(sys.argv[1:])}`",
+            f"Date: {datetime.date.today()}. Environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, "
+            f"flags {' '.join(env['cpu_flags'])}; {env['system']}; Python {env['python']}, numpy {env['numpy']}, "
+            f"onnxruntime {env['onnxruntime']}, edgecnn {env['edgecnn']}; providers {', '.join(env['providers'])}.",
+            f"Settings: batch 1 and 64, {args.iters} timed runs each after 20 warm-up runs, all variants of a net "
+            "(and torch eager) round-robin in blocks of 10, onnxruntime sessions not spinning; × fp32 = p50 / p50 "
+            f"of ORT fp32 in the same run; cold start and peak RSS: median of {args.cold_runs} fresh processes "
+            "(import + load + one batch-1 inference).",
+            NOISE_NOTE,
+            "",
+            *[t + "\n" for t in tables],
+            END,
+        ]
+    )
     if not args.no_write:
         page = PAGE.read_text()
         if START in page:

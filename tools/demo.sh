@@ -35,7 +35,7 @@ echo "== predict: four real test images (the last one inverted, as if photograph
 .venv/bin/python - "$out" <<'PY'
 import pathlib, sys
 from PIL import Image
-from edgecnn.data import load_dataset
+from edgecnn.training.data import load_dataset
 out = pathlib.Path(sys.argv[1]) / "samples"
 out.mkdir(exist_ok=True)
 data = load_dataset("fashion-mnist")
@@ -47,7 +47,7 @@ PY
 .venv/bin/edgecnn predict "$out/model.auto.onnx" "$out"/samples/*.png --top-k 2
 .venv/bin/python - "$out" <<'PY'
 import pathlib, sys
-from edgecnn.preprocess import load_image
+from edgecnn.runtime.preprocess import load_image
 from edgecnn.runtime import Predictor
 predictor = Predictor(pathlib.Path(sys.argv[1]) / "model.auto.onnx")
 files = sorted((pathlib.Path(sys.argv[1]) / "samples").glob("*.png"))

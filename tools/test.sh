@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, then run the whole test suite (slow tests included). Extra args go to pytest.
+# Set up .venv if needed, lint (ruff check + format check), then run the whole test suite (slow tests
+# included). Extra args go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$root"
+echo "test.sh: ruff check and ruff format --check" >&2
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || { echo "test.sh: run .venv/bin/ruff format . to fix the layout" >&2; exit 1; }
 rc=0
 .venv/bin/python -m pytest "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then

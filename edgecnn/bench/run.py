@@ -1,0 +1,110 @@
+"""``edgecnn bench``'s measurement: every subject round-robin per batch size, then cold starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn.bench.environment import cold_start, environment
+from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subject
+from edgecnn.bench.timing import measure_interleaved, summarize
+from edgecnn.config import BenchConfig, config_to_dict
+
+__all__ = ["LatencyRow", "BenchResult", "run_bench"]
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One model at one batch size: milliseconds, samples/s, and the p50 ratio to the first model."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    samples: int
+    throughput: float
+    ratio_p50: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    environment: dict[str, Any]
+    config: BenchConfig
+    spinning: bool  # False when several sessions took turns (then none spins)
+    models: tuple[ModelInfo, ...]
+    batches: dict[str, dict[str, LatencyRow]]  # batch size → model name → row
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "config": {**config_to_dict(self.config), "batch_sizes": list(self.config.batch_sizes)},
+            "spinning": self.spinning,
+            "models": [m.to_dict() for m in self.models],
+            "batches": {b: {name: row.to_dict() for name, row in rows.items()} for b, rows in self.batches.items()},
+        }
+
+
+def run_bench(
+    models: list[str | os.PathLike[str]],
+    config: BenchConfig,
+    *,
+    torch_checkpoint: str | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> BenchResult:
+    """Measure ``models`` (and torch eager, given a checkpoint) round-robin."""
+    spinning = len(models) + (torch_checkpoint is not None) == 1
+    subjects: list[Subject] = []
+    try:
+        subjects += [onnx_subject(Path(m), config, spinning=spinning) for m in models]
+        if torch_checkpoint is not None:
+            subjects.append(torch_subject(torch_checkpoint, config))
+        batches = {str(batch): _measure_batch(subjects, config, batch, log) for batch in config.batch_sizes}
+        infos = tuple(_with_cold_start(s, config, log) for s in subjects)
+    finally:
+        for subject in subjects:
+            subject.close()
+    return BenchResult(environment=environment(), config=config, spinning=spinning, models=infos, batches=batches)
+
+
+def _measure_batch(
+    subjects: list[Subject], config: BenchConfig, batch: int, log: Callable[[str], None]
+) -> dict[str, LatencyRow]:
+    log(f"batch {batch}: measuring {', '.join(s.name for s in subjects)}")
+    samples = measure_interleaved(
+        {s.name: s for s in subjects},
+        {s.name: s.feed(batch) for s in subjects},
+        iters=config.iters,
+        warmup=config.warmup,
+        duration=config.duration,
+    )
+    stats = {name: summarize(times) for name, times in samples.items()}
+    first = stats[subjects[0].name]["p50"]
+    return {
+        name: LatencyRow(
+            **s, samples=len(samples[name]), throughput=batch * 1e3 / s["mean"], ratio_p50=s["p50"] / first
+        )
+        for name, s in stats.items()
+    }
+
+
+def _with_cold_start(subject: Subject, config: BenchConfig, log: Callable[[str], None]) -> ModelInfo:
+    if not config.cold_runs:
+        return subject.info
+    log(f"cold start: {subject.name} ({config.cold_runs} fresh processes)")
+    runs = [cold_start(*subject.cold) for _ in range(config.cold_runs)]
+    return dataclasses.replace(
+        subject.info,
+        cold_start_ms=statistics.median(w for w, _ in runs) * 1e3,
+        peak_rss_mib=statistics.median(r for _, r in runs),
+    )

@@ -1,0 +1,48 @@
+"""The command line: click only, one small module per command group (parse → config → one call → print).
+
+Tier 0 at import time: commands import the torch-side modules inside their bodies, so ``edgecnn
+predict`` and ``edgecnn bench`` start without torch. Every :class:`EdgeCNNError` becomes one line on
+stderr and exit 1; click's usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecnn import __version__
+from edgecnn.cli.bench import bench
+from edgecnn.cli.device import info, predict
+from edgecnn.cli.export import export_command, verify
+from edgecnn.cli.train import archs, train
+from edgecnn.errors import EdgeCNNError
+
+__all__ = ["main"]
+
+
+class _Failure(click.ClickException):
+    """An expected failure: one line on stderr, exit 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"edgecnn: error: {self.message}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeCNNError as exc:
+            raise _Failure(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="edgecnn", message="%(prog)s %(version)s")
+def main() -> None:
+    """edgecnn: small image CNNs from training to the edge."""
+
+
+for _command in (archs, train, export_command, verify, predict, info, bench):
+    main.add_command(_command)

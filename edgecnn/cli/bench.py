@@ -1,0 +1,68 @@
+"""``edgecnn bench``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import config_from_options, config_options
+from edgecnn.cli.output import print_json
+from edgecnn.config import PROVIDERS, BenchConfig
+from edgecnn.errors import ConfigError
+
+__all__ = ["bench"]
+
+BENCH_HELP = {
+    "provider": "Execution provider, chosen as the Predictor does.",
+    "batch_sizes": "Comma-separated batch sizes.",
+    "threads": "Intra-op threads (default: onnxruntime's, one per physical core).",
+    "warmup": "Untimed runs per model and batch size.",
+    "iters": "Timed runs per model and batch size.",
+    "duration": "Seconds per batch size instead of --iters.",
+    "cold_runs": "Fresh processes per model for cold start (0: skip).",
+}
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@config_options(BenchConfig, help=BENCH_HELP, choices={"provider": PROVIDERS})
+@click.option("--torch", "torch_checkpoint", default=None, help="Add torch eager from this checkpoint as a row.")
+@click.option("--json", "json_path", default=None, help="Write every figure as JSON to PATH, or '-' for stdout only.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Write a PNG chart.")
+def bench(
+    models: tuple[str, ...], torch_checkpoint: str | None, json_path: str | None, plot_path: str | None, **options: Any
+) -> None:
+    """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory."""
+    from edgecnn.bench import format_report, run_bench
+    from edgecnn.files import write_json
+
+    config = config_from_options(BenchConfig, options)
+    if plot_path:  # checked before minutes of measuring, not after
+        _require("matplotlib", "--plot needs matplotlib: pip install matplotlib")
+    if torch_checkpoint:
+        _require("torch", "--torch needs torch: pip install 'edgecnn[train]'")
+    log = (lambda line: click.echo(f"edgecnn: {line}", err=True)) if sys.stderr.isatty() else (lambda _: None)
+    result = run_bench(list(models), config, torch_checkpoint=torch_checkpoint, log=log)
+    if plot_path:
+        from edgecnn.plots import plot_latency
+
+        plot_latency(result.to_dict(), plot_path)
+    if json_path == "-":
+        print_json(result.to_dict())
+        return
+    if json_path:
+        write_json(json_path, result.to_dict())
+    click.echo(format_report(result))
+
+
+def _require(module: str, message: str) -> None:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module blocked with sys.modules[name] = None, or half-imported
+        found = False
+    if not found:
+        raise ConfigError(message)

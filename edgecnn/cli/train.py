@@ -1,0 +1,97 @@
+"""``edgecnn archs`` and ``edgecnn train``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import config_from_options, config_options, convert_option
+from edgecnn.cli.output import print_json
+from edgecnn.config import DEVICES, OPTIMIZERS, TrainConfig
+from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME
+
+__all__ = ["archs", "train"]
+
+TRAIN_HELP = {
+    "arch": "Registered architecture (see `edgecnn archs`).",
+    "dataset": "mnist, fashion-mnist, or a folder with one sub-folder of images per class.",
+    "epochs": "Epochs in all (with --resume: the new total).",
+    "batch_size": "Images per optimizer step.",
+    "lr": "Learning rate.",
+    "optimizer": "Optimizer.",
+    "momentum": "Momentum for sgd and rmsprop.",
+    "weight_decay": "L2 weight decay.",
+    "seed": "Seeds every RNG of the run.",
+    "limit_train": "Train on a seeded random subset of N images.",
+    "image_size": "Input side for image folders.",
+    "test_fraction": "Held-out share of an image folder that has no train/ + test/ split.",
+    "device": "Torch device.",
+    "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
+}
+_OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def archs(as_json: bool) -> None:
+    """List the registered architectures (parameters for 1×28×28 input, 10 classes)."""
+    from edgecnn.training.architectures import count_parameters, create, get_arch, list_archs
+
+    rows = [
+        {
+            "name": name,
+            "parameters": count_parameters(create(name)),
+            "input_shape": [1, 28, 28],
+            "summary": get_arch(name).summary,
+        }
+        for name in list_archs()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<12} {row['parameters']:>10,}  1×28×28  {row['summary']}")
+
+
+@click.command()
+@config_options(TrainConfig, help=TRAIN_HELP, choices={"optimizer": OPTIMIZERS, "device": DEVICES})
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help=f"Run directory for {CHECKPOINT_NAME}, {METRICS_NAME} and plots.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
+@click.pass_context
+def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **options: Any) -> None:
+    """Train a registered net and write checkpoint.pt, metrics.json, curves.png and confusion.png."""
+    from edgecnn.training import loop
+
+    if resume:  # the saved run's settings, changed only where the user said so on this command line
+        given = {
+            k: convert_option(TrainConfig, k, v)
+            for k, v in options.items()
+            if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+        }
+        config = loop.resume_config(out_dir, given)
+    else:
+        config = config_from_options(TrainConfig, options)
+    try:
+        result = loop.fit(config, out_dir, resume=resume, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        click.echo(
+            f"edgecnn: interrupted; the last finished epoch is saved in {out_dir}; continue with --resume", err=True
+        )
+        ctx.exit(130)
+    if as_json:
+        print_json(result.summary())
+        return
+    last = result.epochs[-1]
+    click.echo(
+        f"{config.arch} on {config.dataset}: test accuracy {last['test_accuracy']:.2%} after "
+        f"{last['epoch']} epoch(s), {last['samples_per_s']:,.0f} samples/s; wrote {out_dir}/{_OUTPUTS}"
+    )

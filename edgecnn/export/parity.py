@@ -1,0 +1,65 @@
+"""Parity in the micrograd way: the same real test images through torch and through onnxruntime,
+compared at every parity batch size, judged by the gates of :mod:`edgecnn.export.gates`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecnn.config import PARITY_BATCH_SIZES
+from edgecnn.errors import ParityError
+from edgecnn.export.gates import Gates, ParityReport, onnx_logits
+from edgecnn.runtime.metadata import InputSpec
+from edgecnn.runtime.preprocess import normalize, to_graph_input
+from edgecnn.runtime.session import open_session
+
+__all__ = ["check_parity", "torch_logits"]
+
+
+def check_parity(
+    model: nn.Module,
+    onnx_path: str | os.PathLike[str],
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    spec: InputSpec,
+    mean: Sequence[float],
+    std: Sequence[float],
+    gates: Gates,
+) -> ParityReport:
+    """Compare ``model`` with the graph on uint8 N×C×H×W ``images``; return the report, or raise
+    :class:`ParityError` (carrying it) when a gate fails."""
+    reference = torch_logits(model, normalize(images, mean, std))
+    session = open_session(onnx_path)
+    feed = to_graph_input(images, spec, mean, std)
+    per_batch = {  # every batch size sees every image: the gates hold at each
+        str(batch): _compare(onnx_logits(session, spec.name, feed, batch), reference, labels)
+        for batch in PARITY_BATCH_SIZES
+    }
+    report = ParityReport.judge(
+        per_batch, samples=len(images), gates=gates, torch_accuracy=float((reference.argmax(1) == labels).mean())
+    )
+    if report.failures:
+        message = f"{os.fspath(onnx_path)} disagrees with torch on {len(images)} test images: "
+        raise ParityError(message + "; ".join(report.failures), report=report)
+    return report
+
+
+def _compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {
+        "max_abs": float(np.abs(logits - reference).max()),
+        "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
+        "accuracy": float((logits.argmax(1) == labels).mean()),
+    }
+
+
+def torch_logits(model: nn.Module, inputs: np.ndarray, batch: int = 500) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate(
+            [model(torch.from_numpy(inputs[i : i + batch])).numpy() for i in range(0, len(inputs), batch)]
+        )

@@ -1,0 +1,108 @@
+"""The export's report card (``MODEL.report.json``): what was built, what it costs, how well it agrees."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgecnn.bench.timing import compare_latency
+from edgecnn.config import REPORT_BATCH_SIZES
+from edgecnn.export.auto import AutoDecision
+from edgecnn.export.gates import ParityReport
+from edgecnn.export.graphs import compute_op_counts, op_counts
+from edgecnn.runtime.metadata import InputSpec
+
+__all__ = ["ExportReport", "measure_report"]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    model: str
+    arch: str
+    requested: str  # the mode asked for ("auto" included)
+    mode: str  # the mode written
+    input: InputSpec
+    opset: int
+    settings: Mapping[str, Any]  # the quantization settings stored in the model's metadata
+    ops_before: dict[str, int]
+    ops_after: dict[str, int]
+    quantized_ops: dict[str, dict[str, int]]  # per op family: {"quantized": n, "of": nodes in fp32}
+    size_bytes: dict[str, int]  # fp32, exported
+    accuracy: dict[str, Any]  # fp32 (torch), exported (worst batch size), delta_pp, samples, at training
+    latency_ms_p50: dict[str, dict[str, float]]  # fp32, exported → batch size → p50 ms
+    parity: ParityReport
+    auto: AutoDecision | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def size_ratio(self) -> float:
+        return round(self.size_bytes["exported"] / self.size_bytes["fp32"], 4)
+
+    @property
+    def speedup(self) -> dict[str, float]:
+        fp32, exported = self.latency_ms_p50["fp32"], self.latency_ms_p50["exported"]
+        return {b: round(fp32[b] / exported[b], 3) for b in fp32}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "arch": self.arch,
+            "requested": self.requested,
+            "mode": self.mode,
+            "input": self.input.to_dict(),
+            "opset": self.opset,
+            "settings": dict(self.settings),
+            "ops_before": self.ops_before,
+            "ops_after": self.ops_after,
+            "quantized_ops": self.quantized_ops,
+            "size_bytes": self.size_bytes,
+            "size_ratio": self.size_ratio,
+            "accuracy": self.accuracy,
+            "latency_ms_p50": self.latency_ms_p50,
+            "speedup": self.speedup,
+            "parity": self.parity.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+def measure_report(
+    *,
+    final: Path,
+    fp32: Path,
+    chosen: Path,
+    feed: np.ndarray,
+    spec: InputSpec,
+    iters: int,
+    decision: AutoDecision | None,
+) -> dict[str, Any]:
+    """The measured part of the card: ops, int8 coverage, sizes and latency (auto's own figures when
+    auto measured them; fp32 and the export interleaved in one run otherwise)."""
+    before, after = onnx.load(str(fp32)), onnx.load(str(chosen))
+    families_before = compute_op_counts(before)
+    if decision is not None:
+        rows = {row.candidate: row.latency_ms for row in decision.table}
+        latency = {"fp32": rows[decision.table[0].candidate], "exported": rows[decision.chosen]}
+    elif fp32.read_bytes() == chosen.read_bytes():  # the fp32 graph itself: time it once
+        only = compare_latency({"fp32": fp32}, feed, input_name=spec.name, batch_sizes=REPORT_BATCH_SIZES, iters=iters)[
+            "fp32"
+        ]
+        latency = {"fp32": only, "exported": only}
+    else:
+        latency = compare_latency(
+            {"fp32": fp32, "exported": chosen}, feed, input_name=spec.name, batch_sizes=REPORT_BATCH_SIZES, iters=iters
+        )
+    return {
+        "ops_before": op_counts(before),
+        "ops_after": op_counts(after),
+        "quantized_ops": {
+            family: {"quantized": entry["quantized"], "of": families_before[family]["nodes"]}
+            for family, entry in compute_op_counts(after).items()
+        },
+        "size_bytes": {"fp32": fp32.stat().st_size, "exported": final.stat().st_size},
+        "latency_ms_p50": latency,
+    }

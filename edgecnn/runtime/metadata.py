@@ -1,0 +1,142 @@
+"""The ONNX metadata schema: the model card plus what is true of this one file, in ``metadata_props``.
+
+Every key starts with ``edgecnn.``; values are strings (JSON where structured), so Netron shows them and
+any ONNX tool can read them. A model carries everything the runtime needs: no side files.
+
+=========================  ===================================================================
+key                        value
+=========================  ===================================================================
+edgecnn.schema             schema version (this module's :data:`SCHEMA`)
+edgecnn.version            edgecnn version that wrote the file
+edgecnn.arch               card: registry name, or the class name of a foreign module
+edgecnn.dataset            card: what the model was trained on
+edgecnn.class_names        card: JSON list, index = class id
+edgecnn.normalization      card: JSON mean, std per channel (applied after scaling pixels to [0, 1])
+edgecnn.metrics            card: JSON, the trained model's test metrics (test_accuracy, …)
+edgecnn.lineage            card: JSON config hash, data checksum, edgecnn version of the training
+edgecnn.input              this file: JSON name, layout (NCHW | NHW | NHWC), dtype, shape (C, H, W), baked
+edgecnn.quantization       this file: JSON mode and its settings (and auto's decision table)
+edgecnn.parity             this file: JSON, the parity report it passed
+=========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecnn.card import ModelCard
+from edgecnn.errors import ModelFileError
+
+__all__ = ["SCHEMA", "InputSpec", "ModelMetadata", "encode", "decode", "read_metadata"]
+
+SCHEMA = "2"
+PREFIX = "edgecnn."
+_CARD_TEXT = ("arch", "dataset")  # stored as plain strings; the card's other keys as JSON
+_CARD_JSON = ("class_names", "normalization", "metrics", "lineage")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the graph's input takes. Float graphs take normalised NCHW; baked graphs raw uint8 pixels."""
+
+    shape: tuple[int, int, int]  # (C, H, W) of one image
+    baked: bool = False  # True: the graph casts, scales and normalises uint8 pixels itself
+    name: str = "input"
+
+    @property
+    def layout(self) -> str:
+        if not self.baked:
+            return "NCHW"
+        return "NHW" if self.shape[0] == 1 else "NHWC"
+
+    @property
+    def graph_shape(self) -> tuple[int, ...]:
+        """One image as the graph takes it: (C, H, W), or (H, W) / (H, W, C) when baked."""
+        channels, height, width = self.shape
+        if not self.baked:
+            return self.shape
+        return (height, width) if channels == 1 else (height, width, channels)
+
+    @property
+    def dtype(self) -> str:
+        return "uint8" if self.baked else "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layout": self.layout,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "baked": self.baked,
+        }
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """An exported file's metadata: the card of the model it holds, and what is true of this file."""
+
+    card: ModelCard
+    input: InputSpec
+    quantization: Mapping[str, Any] = field(default_factory=lambda: {"mode": "none"})
+    parity: Mapping[str, Any] = field(default_factory=dict)
+    version: str = ""  # the edgecnn that wrote the file
+
+
+def encode(meta: ModelMetadata) -> dict[str, str]:
+    """Metadata → ``{key: string}`` for ``ModelProto.metadata_props``."""
+    from edgecnn import __version__
+
+    card = meta.card.to_dict()
+    values = {
+        "schema": SCHEMA,
+        "version": meta.version or __version__,
+        **{key: card[key] for key in _CARD_TEXT},
+        **{key: json.dumps(card[key], sort_keys=True) for key in _CARD_JSON},
+        "input": json.dumps(meta.input.to_dict()),
+        "quantization": json.dumps(dict(meta.quantization), sort_keys=True),
+        "parity": json.dumps(dict(meta.parity), sort_keys=True),
+    }
+    return {PREFIX + k: v for k, v in values.items()}
+
+
+def decode(props: Mapping[str, str], *, source: str = "model") -> ModelMetadata:
+    """``{key: string}`` (e.g. ``InferenceSession.get_modelmeta().custom_metadata_map``) → metadata."""
+    if PREFIX + "schema" not in props:
+        raise ModelFileError(f"{source} has no edgecnn metadata; export it with `edgecnn export`", path=source)
+    if props[PREFIX + "schema"] != SCHEMA:
+        raise ModelFileError(
+            f"{source} uses edgecnn metadata schema {props[PREFIX + 'schema']!r}; this edgecnn "
+            f"reads schema {SCHEMA!r}: export the model again",
+            path=source,
+        )
+    try:
+        get = lambda key: props[PREFIX + key]  # noqa: E731
+        spec = json.loads(get("input"))
+        card = {
+            **{k: get(k) for k in _CARD_TEXT},
+            **{k: json.loads(get(k)) for k in _CARD_JSON},
+            "input_shape": spec["shape"],
+        }
+        return ModelMetadata(
+            card=ModelCard.from_dict(card, source=source),
+            input=InputSpec(
+                shape=tuple(int(v) for v in spec["shape"]),
+                baked=bool(spec["baked"]),  # type: ignore[arg-type]
+                name=str(spec["name"]),
+            ),
+            quantization=json.loads(get("quantization")),
+            parity=json.loads(get("parity")),
+            version=get("version"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(
+            f"{source} has malformed edgecnn metadata ({type(exc).__name__}: {exc})", path=source
+        ) from exc
+
+
+def read_metadata(session: Any, *, source: str = "model") -> ModelMetadata:
+    """The metadata of an ``onnxruntime.InferenceSession``'s model."""
+    return decode(dict(session.get_modelmeta().custom_metadata_map), source=source)

@@ -1,0 +1,165 @@
+"""The device-side :class:`Predictor` over onnxruntime. Tier 0: numpy, onnxruntime and Pillow only.
+
+Everything the Predictor needs (classes, normalization, input layout and dtype, baked preprocessing)
+comes from the model's own metadata. Inputs are validated before onnxruntime sees them: onnxruntime
+itself accepts NaN, batch 0 and Python lists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.card import ModelCard
+from edgecnn.errors import InputError, ModelFileError, ProviderError, describe
+from edgecnn.runtime.metadata import read_metadata
+from edgecnn.runtime.preprocess import MAX_BATCH, invert_light_backgrounds, to_graph_input, to_model_pixels
+from edgecnn.runtime.session import ORT_ERRORS, create_session
+
+__all__ = ["Predictor", "Prediction"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    probability: float
+    top_k: tuple[tuple[str, float], ...]  # (label, probability), most probable first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "index": self.index,
+            "probability": self.probability,
+            "top_k": [{"label": label, "probability": p} for label, p in self.top_k],
+        }
+
+
+class Predictor:
+    """An exported edgecnn model, ready to classify images. Safe to share between threads.
+
+    ``provider``: "auto" (CUDA when onnxruntime offers a working one, else the CPU), "cpu" or "cuda".
+    ``spinning=False`` keeps idle worker threads from busy-waiting (several sessions on few cores)."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        provider: str = "auto",
+        threads: int | None = None,
+        allow_fallback: bool = False,
+        spinning: bool = True,
+    ) -> None:
+        self.path = Path(model_path)
+        self._session, self.provider = create_session(
+            self.path, provider, threads=threads, allow_fallback=allow_fallback, spinning=spinning
+        )
+        self.metadata = read_metadata(self._session, source=str(self.path))
+        spec = self.metadata.input
+        graph_input = self._session.get_inputs()[0]
+        if graph_input.name != spec.name:
+            raise ModelFileError(
+                f"{self.path}: its metadata names input {spec.name!r}, the graph {graph_input.name!r}", path=self.path
+            )
+        self.classes = self.card.class_names
+        self._dtype = np.uint8 if spec.baked else np.float32
+        self._shape = spec.graph_shape
+        self._input_name = spec.name
+        self._outputs = [self._session.get_outputs()[0].name]
+        # MNIST-style data (dark backgrounds: a low mean pixel) is what light-background inversion is for
+        self._dark_background = spec.shape[0] == 1 and self.card.normalization.mean[0] < 0.5
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card the file carries (arch, classes, input, normalization, data, metrics, lineage)."""
+        return self.metadata.card
+
+    @property
+    def session(self) -> Any:
+        """The ``onnxruntime.InferenceSession`` this Predictor runs (read-only: for timing and inspection)."""
+        return self._session
+
+    def __repr__(self) -> str:
+        return f"Predictor({str(self.path)!r}, arch={self.card.arch!r}, provider={self.provider!r})"
+
+    def logits(self, x: Any) -> np.ndarray:
+        """The fast path: input already in the graph's form — float32 N×C×H×W normalised, or uint8
+        N×H×W(×C) for a model with baked preprocessing."""
+        # The common case costs a few attribute checks and one finiteness pass (the goal is ≤ 5 % over a
+        # bare session.run on a 100 µs model); anything unusual takes the slow path that explains itself.
+        if not (
+            type(x) is np.ndarray
+            and x.dtype == self._dtype
+            and x.shape[1:] == self._shape
+            and 0 < x.shape[0] <= MAX_BATCH
+            and x.flags.c_contiguous
+        ):
+            x = self._checked_graph_input(x)
+        elif self._dtype is np.float32 and not np.isfinite(x).all():
+            raise InputError("input contains NaN or infinite values")
+        try:
+            return self._session.run(self._outputs, {self._input_name: x})[0]
+        except ORT_ERRORS as exc:
+            raise ProviderError(
+                f"onnxruntime failed to run {self.path.name} on {self.provider}: {describe(exc)}"
+            ) from exc
+
+    def prepare(self, images: Any, *, invert: bool = True) -> np.ndarray:
+        """Images (PIL, uint8 or [0, 1] float arrays, one or a batch) → the graph's input."""
+        pixels = to_model_pixels(images, self.card.input_shape)
+        if invert and self._dark_background:
+            pixels = invert_light_backgrounds(pixels)
+        norm = self.card.normalization
+        return to_graph_input(pixels, self.metadata.input, norm.mean, norm.std)
+
+    def predict_proba(self, images: Any, *, invert: bool = True) -> np.ndarray:
+        return _softmax(self.logits(self.prepare(images, invert=invert)))
+
+    def predict(self, images: Any, top_k: int = 1, *, invert: bool = True) -> list[Prediction]:
+        """One :class:`Prediction` per image, with the ``top_k`` most probable classes."""
+        if not 1 <= top_k <= len(self.classes):
+            raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
+        probabilities = self.predict_proba(images, invert=invert)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        return [
+            Prediction(
+                label=self.classes[row[0]],
+                index=int(row[0]),
+                probability=float(p[row[0]]),
+                top_k=tuple((self.classes[i], float(p[i])) for i in row),
+            )
+            for p, row in zip(probabilities, order, strict=True)
+        ]
+
+    def _checked_graph_input(self, x: Any) -> np.ndarray:
+        if not isinstance(x, np.ndarray):
+            try:
+                x = np.asarray(x, dtype=self._dtype)
+            except (ValueError, TypeError) as exc:
+                raise InputError(
+                    f"cannot read the input as a {np.dtype(self._dtype).name} array: {describe(exc)}"
+                ) from exc
+        if x.dtype != self._dtype:
+            raise InputError(
+                f"logits() takes {np.dtype(self._dtype).name} input for this model; got {x.dtype} "
+                "(use predict() for raw images)"
+            )
+        expected = ("N", *self._shape)
+        if x.ndim != len(expected) or tuple(x.shape[1:]) != self._shape:
+            raise InputError(f"expected input of shape {'×'.join(map(str, expected))}; got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise InputError("got an empty batch: pass at least one image")
+        if x.shape[0] > MAX_BATCH:
+            raise InputError(f"batch of {x.shape[0]} exceeds the limit of {MAX_BATCH}")
+        if x.dtype == np.float32 and not np.isfinite(x).all():
+            raise InputError("input contains NaN or infinite values")
+        return np.ascontiguousarray(x)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

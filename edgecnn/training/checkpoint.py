@@ -1,0 +1,154 @@
+"""Checkpoint files: plain data and tensors only, so ``torch.load(weights_only=True)`` reads them.
+
+On disk a checkpoint is the dict :meth:`Checkpoint.to_dict` makes: ``format``, ``card`` (the
+:class:`~edgecnn.card.ModelCard` as plain data), ``config`` (the :class:`~edgecnn.config.TrainConfig`),
+``epoch``, ``step``, ``model_state``, ``optimizer_state``, ``rng`` and ``history`` (one dict per finished
+epoch). :class:`Checkpoint` is the one definition of that layout.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecnn.card import ModelCard
+from edgecnn.config import TrainConfig, config_from_dict, config_to_dict
+from edgecnn.errors import ConfigError, ModelFileError, describe
+from edgecnn.files import atomic_path, checkpoint_path
+from edgecnn.training.architectures import create
+
+__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
+
+FORMAT = "edgecnn-checkpoint-2"
+_LOAD_ERRORS = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A training run at the end of an epoch: the model's card, the config, weights and every RNG."""
+
+    card: ModelCard
+    config: TrainConfig
+    epoch: int
+    step: int
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    rng: dict[str, Any]
+    history: tuple[dict[str, Any], ...]  # per finished epoch: losses, accuracies, seconds, samples/s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "card": self.card.to_dict(),
+            "config": config_to_dict(self.config),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model_state": self.model_state,
+            "optimizer_state": self.optimizer_state,
+            "rng": self.rng,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Any, *, path: Path) -> Checkpoint:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            found = state.get("format") if isinstance(state, dict) else None
+            hint = "; it was written by an older edgecnn: train it again" if str(found).startswith("edgecnn-") else ""
+            raise ModelFileError(f"{path} is not an edgecnn checkpoint (expected format {FORMAT!r}){hint}", path=path)
+        try:
+            return cls(
+                card=ModelCard.from_dict(state["card"], source=str(path)),
+                config=config_from_dict(TrainConfig, state["config"]),
+                epoch=int(state["epoch"]),
+                step=int(state["step"]),
+                model_state=state["model_state"],
+                optimizer_state=state["optimizer_state"],
+                rng=state["rng"],
+                history=tuple(state["history"]),
+            )
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelFileError(
+                f"{path} lacks or garbles {describe(exc)}; was it written by edgecnn?", path=path
+            ) from exc
+
+    def build_model(self) -> nn.Module:
+        """The trained net in eval mode, on the CPU, in standard (contiguous) memory layout."""
+        channels, height, width = self.card.input_shape
+        model = create(
+            self.card.arch, num_classes=len(self.card.class_names), in_channels=channels, input_size=(height, width)
+        )
+        try:
+            model.load_state_dict(self.model_state)
+        except RuntimeError as exc:
+            raise ModelFileError(f"checkpoint weights do not fit {self.card.arch}: {describe(exc)}") from exc
+        return model.eval()
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint.to_dict(), tmp)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint (a file, or a run folder holding one) safely, weights_only, onto the CPU."""
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise ModelFileError(f"no checkpoint at {path}; train one with `edgecnn train --out DIR`", path=path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except _LOAD_ERRORS as exc:
+        raise ModelFileError(f"{path} is not a readable edgecnn checkpoint ({describe(exc)})", path=path) from exc
+    return Checkpoint.from_dict(state, path=path)
+
+
+def capture_rng(shuffle: torch.Generator) -> dict[str, Any]:
+    """Every RNG a run touches, as tensors and plain data (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "shuffle": shuffle.get_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(rng: dict[str, Any], shuffle: torch.Generator) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    shuffle.set_state(rng["shuffle"])
+    np_state = rng["numpy"]
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,51 @@
+"""What a finished run writes beside its checkpoint: metrics.json, curves.png, confusion.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecnn.config import TrainConfig, config_to_dict
+from edgecnn.files import CONFUSION_NAME, CURVES_NAME, METRICS_NAME, write_json
+from edgecnn.plots import plot_confusion, plot_curves
+from edgecnn.training.architectures import count_parameters
+from edgecnn.training.data import DatasetBundle
+
+__all__ = ["write_reports"]
+
+
+def write_reports(
+    out: Path,
+    config: TrainConfig,
+    data: DatasetBundle,
+    model: nn.Module,
+    history: list[dict[str, Any]],
+    confusion: list[list[int]],
+    device: torch.device,
+) -> None:
+    write_json(
+        out / METRICS_NAME,
+        {
+            "arch": config.arch,
+            "dataset": data.name,
+            "parameters": count_parameters(model),
+            "device": device.type,
+            "threads": torch.get_num_threads(),
+            "config": config_to_dict(config),
+            "epochs": history,
+            "test_accuracy": history[-1]["test_accuracy"],
+            "test_loss": history[-1]["test_loss"],
+            "confusion": confusion,
+        },
+    )
+    title = f"{config.arch} on {Path(data.name).name}"
+    plot_curves(history, out / CURVES_NAME, title=title)
+    plot_confusion(
+        confusion,
+        data.class_names,
+        out / CONFUSION_NAME,
+        title=f"{title}: test accuracy {history[-1]['test_accuracy']:.2%}",
+    )
