@@ -45,20 +45,21 @@ class InputSpec:
     shape: tuple[int, int, int]  # (C, H, W) of one image
     baked: bool = False  # True: the graph casts, scales and normalises uint8 pixels itself
     name: str = "input"
+    channels_last: bool = False  # a float graph that takes N×H×W×C (Keras-style exports)
 
     @property
     def layout(self) -> str:
         if not self.baked:
-            return "NCHW"
+            return "NHWC" if self.channels_last else "NCHW"
         return "NHW" if self.shape[0] == 1 else "NHWC"
 
     @property
     def graph_shape(self) -> tuple[int, ...]:
-        """One image as the graph takes it: (C, H, W), or (H, W) / (H, W, C) when baked."""
+        """One image as the graph takes it: (C, H, W), or (H, W, C) channels-last, or (H, W) when baked grey."""
         channels, height, width = self.shape
-        if not self.baked:
+        if not self.baked and not self.channels_last:
             return self.shape
-        return (height, width) if channels == 1 else (height, width, channels)
+        return (height, width) if self.baked and channels == 1 else (height, width, channels)
 
     @property
     def dtype(self) -> str:
@@ -126,6 +127,7 @@ def decode(props: Mapping[str, str], *, source: str = "model") -> ModelMetadata:
                 shape=tuple(int(v) for v in spec["shape"]),
                 baked=bool(spec["baked"]),  # type: ignore[arg-type]
                 name=str(spec["name"]),
+                channels_last=not spec["baked"] and spec.get("layout") == "NHWC",
             ),
             quantization=json.loads(get("quantization")),
             parity=json.loads(get("parity")),

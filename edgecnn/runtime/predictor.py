@@ -8,6 +8,7 @@ itself accepts NaN, batch 0 and Python lists.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from edgecnn.card import ModelCard
-from edgecnn.errors import InputError, ModelFileError, ProviderError, describe
-from edgecnn.runtime.metadata import read_metadata
-from edgecnn.runtime.preprocess import MAX_BATCH, invert_light_backgrounds, to_graph_input, to_model_pixels
+from edgecnn.errors import ConfigError, InputError, ModelFileError, ProviderError, describe
+from edgecnn.runtime.foreign import ForeignSpec, metadata_for
+from edgecnn.runtime.framing import FIT_MODES, default_fit
+from edgecnn.runtime.images import CHANNEL_ORDERS
+from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixels
 from edgecnn.runtime.session import ORT_ERRORS, create_session
 
 __all__ = ["Predictor", "Prediction"]
@@ -40,10 +43,15 @@ class Prediction:
 
 
 class Predictor:
-    """An exported edgecnn model, ready to classify images. Safe to share between threads.
+    """An exported model, ready to classify images. Safe to share between threads.
 
     ``provider``: "auto" (CUDA when onnxruntime offers a working one, else the CPU), "cpu" or "cuda".
-    ``spinning=False`` keeps idle worker threads from busy-waiting (several sessions on few cores)."""
+    ``fit``: how a photo is framed to the model's size (see :mod:`edgecnn.runtime.framing`); by default the
+    recipe of the model's training data (MNIST: "digit", Fashion-MNIST: "object", else "stretch").
+    ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``spinning=False`` keeps idle worker threads from
+    busy-waiting (several sessions on few cores). A model without edgecnn metadata needs ``classes``,
+    ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC"); ``output="probabilities"`` when its graph ends
+    in a softmax."""
 
     def __init__(
         self,
@@ -53,12 +61,25 @@ class Predictor:
         threads: int | None = None,
         allow_fallback: bool = False,
         spinning: bool = True,
+        fit: str | None = None,
+        channel_order: str = "rgb",
+        classes: Sequence[str] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        layout: str | None = None,
+        output: str = "logits",
     ) -> None:
         self.path = Path(model_path)
         self._session, self.provider = create_session(
             self.path, provider, threads=threads, allow_fallback=allow_fallback, spinning=spinning
         )
-        self.metadata = read_metadata(self._session, source=str(self.path))
+        self.metadata = metadata_for(self._session, self.path, ForeignSpec(classes, mean, std, layout))
+        self.fit = _checked_choice("fit", fit or default_fit(self.card.dataset), FIT_MODES)
+        self.channel_order = _checked_choice("channel_order", channel_order, CHANNEL_ORDERS)
+        self._probabilities = _checked_choice("output", output, ("logits", "probabilities")) == "probabilities"
+        self._bind_graph()
+
+    def _bind_graph(self) -> None:
         spec = self.metadata.input
         graph_input = self._session.get_inputs()[0]
         if graph_input.name != spec.name:
@@ -87,8 +108,8 @@ class Predictor:
         return f"Predictor({str(self.path)!r}, arch={self.card.arch!r}, provider={self.provider!r})"
 
     def logits(self, x: Any) -> np.ndarray:
-        """The fast path: input already in the graph's form — float32 N×C×H×W normalised, or uint8
-        N×H×W(×C) for a model with baked preprocessing."""
+        """The fast path: input already in the graph's form — float32 N×C×H×W normalised (N×H×W×C for a
+        channels-last graph), or uint8 N×H×W(×C) for a model with baked preprocessing."""
         # The common case costs a few attribute checks and one finiteness pass (the goal is ≤ 5 % over a
         # bare session.run on a 100 µs model); anything unusual takes the slow path that explains itself.
         if not (
@@ -108,22 +129,40 @@ class Predictor:
                 f"onnxruntime failed to run {self.path.name} on {self.provider}: {describe(exc)}"
             ) from exc
 
-    def prepare(self, images: Any, *, invert: bool = True) -> np.ndarray:
+    def prepare(
+        self, images: Any, *, invert: bool = True, fit: str | None = None, channel_order: str | None = None
+    ) -> np.ndarray:
         """Images (PIL, uint8 or [0, 1] float arrays, one or a batch) → the graph's input."""
-        pixels = to_model_pixels(images, self.card.input_shape)
-        if invert and self._dark_background:
-            pixels = invert_light_backgrounds(pixels)
+        pixels = to_model_pixels(
+            images,
+            self.card.input_shape,
+            fit=fit or self.fit,
+            invert=invert and self._dark_background,
+            dark_background=self._dark_background,
+            channel_order=channel_order or self.channel_order,
+        )
         norm = self.card.normalization
         return to_graph_input(pixels, self.metadata.input, norm.mean, norm.std)
 
-    def predict_proba(self, images: Any, *, invert: bool = True) -> np.ndarray:
-        return _softmax(self.logits(self.prepare(images, invert=invert)))
+    def predict_proba(
+        self, images: Any, *, invert: bool = True, fit: str | None = None, channel_order: str | None = None
+    ) -> np.ndarray:
+        scores = self.logits(self.prepare(images, invert=invert, fit=fit, channel_order=channel_order))
+        return scores.astype(np.float32) if self._probabilities else _softmax(scores)
 
-    def predict(self, images: Any, top_k: int = 1, *, invert: bool = True) -> list[Prediction]:
+    def predict(
+        self,
+        images: Any,
+        top_k: int = 1,
+        *,
+        invert: bool = True,
+        fit: str | None = None,
+        channel_order: str | None = None,
+    ) -> list[Prediction]:
         """One :class:`Prediction` per image, with the ``top_k`` most probable classes."""
         if not 1 <= top_k <= len(self.classes):
             raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
-        probabilities = self.predict_proba(images, invert=invert)
+        probabilities = self.predict_proba(images, invert=invert, fit=fit, channel_order=channel_order)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         return [
             Prediction(
@@ -163,3 +202,9 @@ class Predictor:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _checked_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+    return value

@@ -7,26 +7,18 @@ mean, divide by the std), so a float graph fed from here sees bit-identical inpu
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from edgecnn.errors import ImageError, InputError, describe
+from edgecnn.errors import InputError
+from edgecnn.runtime.framing import border_pixels, fit_image
+from edgecnn.runtime.images import load_image, single_images
 from edgecnn.runtime.metadata import InputSpec
 
-__all__ = [
-    "normalize",
-    "to_graph_input",
-    "load_image",
-    "to_model_pixels",
-    "invert_light_backgrounds",
-    "IMAGE_FORMATS",
-    "MAX_PIXELS",
-    "MAX_BATCH",
-]
+__all__ = ["normalize", "to_graph_input", "load_image", "to_model_pixels", "invert_light_backgrounds", "MAX_BATCH"]
 
 
 def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -41,7 +33,8 @@ def to_graph_input(images: np.ndarray, spec: InputSpec, mean: Sequence[float], s
     """uint8 N×C×H×W → what the graph takes: raw NHW/NHWC uint8 if preprocessing is baked in,
     else normalised float32 NCHW."""
     if not spec.baked:
-        return normalize(images, mean, std)
+        floats = normalize(images, mean, std)
+        return np.ascontiguousarray(floats.transpose(0, 2, 3, 1)) if spec.channels_last else floats
     if spec.layout == "NHW":
         return np.ascontiguousarray(images[:, 0])
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
@@ -49,65 +42,62 @@ def to_graph_input(images: np.ndarray, spec: InputSpec, mean: Sequence[float], s
 
 # ---- images and arrays from users → uint8 N×C×H×W at the model's size -------------------------------
 
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP")
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image we decode; bombs claim far more
 MAX_BATCH = 4096  # larger batches are refused rather than allocated
 
 
-def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open a PNG, JPEG or BMP file, refusing other formats, truncated files and decompression bombs."""
-    try:
-        image = Image.open(path)
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: no such file", path=path) from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__})", path=path) from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: refused as a decompression bomb ({describe(exc)})", path=path) from exc
-    if image.format not in IMAGE_FORMATS:
-        raise ImageError(f"{path}: {image.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}", path=path)
-    width, height = image.size
-    if width * height > max_pixels:  # checked from the header, before any pixel is decoded
-        raise ImageError(
-            f"{path}: {width}×{height} pixels exceeds the {max_pixels:,}-pixel limit "
-            "(a decompression bomb, or a photo to downscale first)",
-            path=path,
-        )
-    try:
-        image.load()
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
-        raise ImageError(f"{path}: truncated or corrupt {image.format} ({describe(exc)})", path=path) from exc
-    return image
-
-
-def to_model_pixels(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
-    """PIL images, or uint8 / float (in [0, 1]) arrays shaped H×W, N×H×W or N×H×W×C (or a list of
-    single images) → uint8 N×C×H×W, converted to the model's channels and resized to its H×W."""
+def to_model_pixels(
+    images: Any,
+    shape: tuple[int, int, int],
+    *,
+    fit: str = "stretch",
+    invert: bool = False,
+    dark_background: bool = False,
+    channel_order: str = "rgb",
+) -> np.ndarray:
+    """Images (see :mod:`edgecnn.runtime.images` for the accepted forms) → uint8 N×C×H×W: converted to
+    the model's channels, light backgrounds inverted when ``invert`` (MNIST-style models), then framed
+    (``dark_background``: the model saw objects on black; see :func:`~edgecnn.runtime.framing.fit_image`)."""
     channels, height, width = shape
-    if isinstance(images, np.ndarray):  # the camera path: already the model's size, no PIL round trip
-        array = _checked_array(images)
-        batch = array[None] if array.ndim == 2 else array
-        if len(batch) > MAX_BATCH:
-            raise InputError(f"batch of {len(batch)} images exceeds the limit of {MAX_BATCH}")
-        if channels == 1 and batch.shape[1:] == (height, width):
-            return np.ascontiguousarray(batch[:, None])
-        if channels > 1 and batch.shape[1:] == (height, width, channels):
-            return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-    singles = _as_single_images(images)
+    if fit == "stretch" and isinstance(images, np.ndarray) and images.dtype == np.uint8:
+        fast = _camera_batch(images, shape)  # already the model's size: no PIL round trip
+        if fast is not None:
+            return invert_light_backgrounds(fast) if invert else fast
+    singles = single_images(images, channels=channels, channel_order=channel_order)
     if not singles:
         raise InputError("got an empty batch: pass at least one image")
     if len(singles) > MAX_BATCH:
         raise InputError(f"batch of {len(singles)} images exceeds the limit of {MAX_BATCH}")
-    mode = "L" if channels == 1 else "RGB"
     out = np.empty((len(singles), channels, height, width), dtype=np.uint8)
     for i, single in enumerate(singles):
-        picture = single if isinstance(single, Image.Image) else Image.fromarray(single)
-        if picture.mode != mode:
-            picture = picture.convert(mode)
-        if picture.size != (width, height):
-            picture = picture.resize((width, height), Image.BILINEAR)
-        out[i] = np.asarray(picture, dtype=np.uint8).reshape(height, width, channels).transpose(2, 0, 1)
+        pixels = _to_channels(single, channels)
+        if invert and _light_border(pixels):
+            pixels = 255 - pixels
+        out[i] = fit_image(pixels, (height, width), fit, dark_background=dark_background).transpose(2, 0, 1)
     return out
+
+
+def _camera_batch(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """uint8 H×W, N×H×W or N×H×W×C at the model's exact size → N×C×H×W without a copy per image."""
+    channels, height, width = shape
+    batch = images[None] if images.ndim == 2 or (images.ndim == 3 and channels > 1) else images
+    if not 0 < len(batch) <= MAX_BATCH or batch.ndim not in (3, 4):
+        return None
+    if channels == 1 and batch.shape[1:] == (height, width):
+        return np.ascontiguousarray(batch[:, None])
+    if channels > 1 and batch.shape[1:] == (height, width, channels):
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    return None
+
+
+def _to_channels(single: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 H×W or H×W×3 → H×W×C with the model's channels (grey through Pillow's own luma formula,
+    so an array and the same picture as a PIL image give the same pixels)."""
+    is_grey = single.ndim == 2
+    if (channels == 1) == is_grey:
+        return single[..., None] if is_grey else single
+    mode = "L" if channels == 1 else "RGB"
+    converted = np.asarray(Image.fromarray(single).convert(mode), dtype=np.uint8)
+    return converted[..., None] if channels == 1 else converted
 
 
 def invert_light_backgrounds(pixels: np.ndarray) -> np.ndarray:
@@ -121,58 +111,15 @@ def invert_light_backgrounds(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _light_border(pixels: np.ndarray) -> bool:
+    """The same test for one H×W×C image of any size."""
+    border = border_pixels(pixels)
+    return bool((border > 127).sum() * 2 > border.size)
+
+
 @functools.lru_cache(maxsize=8)
 def _border_index(channels: int, height: int, width: int) -> np.ndarray:
     """Flat indices of every channel's outermost pixel ring: one gather is the cheap way on small images."""
     frame = np.ones((height, width), dtype=bool)
     frame[1:-1, 1:-1] = False
     return np.flatnonzero(np.tile(frame.ravel(), channels))
-
-
-def _as_single_images(images: Any) -> list[Any]:
-    """Split the accepted input forms into single images (PIL, or uint8 H×W / H×W×C arrays)."""
-    if isinstance(images, Image.Image):
-        return [images]
-    if isinstance(images, (list, tuple)):
-        return [single for item in images for single in _as_single_images(_one_image(item))]
-    array = _checked_array(images)
-    if array.ndim == 2:
-        return [array]
-    return list(array)  # N×H×W or N×H×W×C
-
-
-def _one_image(item: Any) -> Any:
-    if isinstance(item, Image.Image):
-        return item
-    array = _checked_array(item)
-    if array.ndim not in (2, 3):
-        raise InputError(f"a list holds single images (H×W or H×W×C); got an item of shape {array.shape}")
-    return array[None] if array.ndim == 3 else array
-
-
-def _checked_array(images: Any) -> np.ndarray:
-    try:
-        array = np.asarray(images)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"cannot read the input as an array: {describe(exc)}") from exc
-    if array.dtype == object:
-        raise InputError("images must be uint8 or float arrays of one shape (got ragged or mixed data)")
-    if array.ndim not in (2, 3, 4):
-        raise InputError(f"images must be H×W, N×H×W or N×H×W×C arrays; got shape {array.shape}")
-    if array.ndim == 4 and array.shape[-1] not in (1, 3, 4):
-        raise InputError(f"N×H×W×C arrays need 1, 3 or 4 channels last; got shape {array.shape}")
-    if array.size == 0:
-        raise InputError(f"got an empty batch (shape {array.shape}): pass at least one image")
-    if array.dtype == np.uint8:
-        return array[..., 0] if array.ndim == 4 and array.shape[-1] == 1 else array
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InputError(f"images must be uint8 (0–255) or float (0–1) arrays; got dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        raise InputError("images contain NaN or infinite values")
-    if array.min() < 0 or array.max() > 1:
-        raise InputError(
-            f"float images must lie in [0, 1] (got {array.min():.3g}…{array.max():.3g}); "
-            "pass uint8 arrays for 0–255 pixels"
-        )
-    pixels = np.rint(array * 255).astype(np.uint8)
-    return pixels[..., 0] if pixels.ndim == 4 and pixels.shape[-1] == 1 else pixels

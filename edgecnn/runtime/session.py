@@ -14,35 +14,43 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as _ort_errors
-
 from edgecnn.config import PROVIDERS
 from edgecnn.errors import ModelFileError, ProviderError, describe
+from edgecnn.runtime.install import require_onnxruntime
 
 __all__ = ["ORT_ERRORS", "ORT_PROVIDERS", "ProviderWarning", "open_session", "create_session", "physical_cores"]
 
 # Our provider names → onnxruntime's, in the order a session should try them.
 ORT_PROVIDERS = {"cpu": ("CPUExecutionProvider",), "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider")}
+_ORT_ERROR_NAMES = (
+    "Fail",
+    "InvalidArgument",
+    "InvalidGraph",
+    "InvalidProtobuf",
+    "NoSuchFile",
+    "NoModel",
+    "NotImplemented",
+    "RuntimeException",
+    "EPFail",
+    "EngineError",
+    "NotFound",
+)
 
-# Every exception type onnxruntime raises while loading or running a model.
-ORT_ERRORS: tuple[type[BaseException], ...] = tuple(
-    getattr(_ort_errors, name)
-    for name in (
-        "Fail",
-        "InvalidArgument",
-        "InvalidGraph",
-        "InvalidProtobuf",
-        "NoSuchFile",
-        "NoModel",
-        "NotImplemented",
-        "RuntimeException",
-        "EPFail",
-        "EngineError",
-        "NotFound",
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """Every exception type onnxruntime raises while loading or running a model (none without it)."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+    except ImportError:  # no onnxruntime: require_onnxruntime() says so when a session is wanted
+        return (RuntimeError, ValueError, UnicodeDecodeError)
+    return tuple(getattr(state, n) for n in _ORT_ERROR_NAMES if hasattr(state, n)) + (
+        RuntimeError,
+        ValueError,
+        UnicodeDecodeError,
     )
-    if hasattr(_ort_errors, name)
-) + (RuntimeError, ValueError, UnicodeDecodeError)
+
+
+ORT_ERRORS: tuple[type[BaseException], ...] = _ort_errors()
 
 
 class ProviderWarning(UserWarning):
@@ -76,6 +84,7 @@ def open_session(
         raise ModelFileError(f"no model file at {path}", path=path)
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path} is empty, not an ONNX model", path=path)
+    ort = require_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are not our users' concern
@@ -103,6 +112,7 @@ def create_session(
     that really runs it."""
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    ort = require_onnxruntime()
     offered = "CUDAExecutionProvider" in ort.get_available_providers()
     wants_cuda = provider == "cuda" or (provider == "auto" and offered)
     if provider == "cuda" and not offered:

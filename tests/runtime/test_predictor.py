@@ -57,12 +57,12 @@ def test_predictions_agree_with_torch_on_real_test_images(which, request, mnist,
     data = mnist if which == "digits" else fashion
     predictor = Predictor(path)
     pixels = data.test_images[:500].numpy()
-    results = predictor.predict(pixels[:, 0], top_k=3)  # N×H×W uint8, as a camera would give
+    results = predictor.predict(pixels[:, 0], top_k=3, fit="stretch")  # N×H×W uint8, already framed
     expected = _torch_probabilities(checkpoint, pixels, data.normalization.mean, data.normalization.std)
     agreement = np.mean([r.index == e for r, e in zip(results, expected.argmax(1), strict=True)])
     if which == "digits":  # fp32: the same numbers
         assert agreement == 1.0
-        assert np.abs(predictor.predict_proba(pixels[:, 0]) - expected).max() < 1e-5
+        assert np.abs(predictor.predict_proba(pixels[:, 0], fit="stretch") - expected).max() < 1e-5
     else:  # static int8: the parity gate's agreement
         assert agreement >= 0.99
     accuracy = np.mean([r.index == int(y) for r, y in zip(results, data.test_labels[:500], strict=True)])
@@ -127,10 +127,12 @@ def _bad_files(tmp_path, mnist):
     whole = (tmp_path / "whole.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "notes.png").write_text("not an image at all")
-    Image.fromarray(mnist.test_images[0, 0].numpy()).save(tmp_path / "digit.gif")
+    Image.fromarray(mnist.test_images[0, 0].numpy()).save(
+        tmp_path / "digit.ppm"
+    )  # Pillow reads it; we do not accept it
     _bomb_png(tmp_path / "bomb.png")  # Pillow's own hard limit refuses it
     _bomb_png(tmp_path / "big.png", side=8000)  # under Pillow's limit, over ours: refused from the header
-    return ["truncated.png", "notes.png", "digit.gif", "bomb.png", "big.png"]
+    return ["truncated.png", "notes.png", "digit.ppm", "bomb.png", "big.png"]
 
 
 def test_bad_image_files_are_image_errors(tmp_path, mnist):
@@ -139,7 +141,7 @@ def test_bad_image_files_are_image_errors(tmp_path, mnist):
         with pytest.raises(ImageError) as info:
             load_image(tmp_path / name)
         messages[name] = str(info.value)
-    assert "truncated" in messages["truncated.png"] and "GIF" in messages["digit.gif"]
+    assert "truncated" in messages["truncated.png"] and "PPM" in messages["digit.ppm"]
     assert "decompression bomb" in messages["bomb.png"] and "no such file" in messages["missing.png"]
     assert "8000×8000 pixels exceeds" in messages["big.png"]
 

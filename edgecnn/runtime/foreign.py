@@ -1,0 +1,93 @@
+"""Models without edgecnn metadata: the caller says what the metadata would have said.
+
+A classifier exported by ``torch.onnx.export``, Keras or another tool carries no class names and no
+normalization. ``Predictor(path, classes=..., mean=..., std=..., layout=...)`` supplies them; without them
+the model is refused with a message listing those arguments (a guess would be a silent wrong answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn.card import Lineage, ModelCard, Normalization
+from edgecnn.errors import ConfigError, ModelFileError
+from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, read_metadata
+
+__all__ = ["LAYOUTS", "ForeignSpec", "metadata_for"]
+
+LAYOUTS = ("NCHW", "NHWC")  # float32 input, normalised: channels first (torch) or last (Keras)
+_ARGUMENTS = "classes=[...], mean=[...], std=[...] (and layout='NCHW' or 'NHWC')"
+
+
+@dataclass(frozen=True)
+class ForeignSpec:
+    classes: Sequence[str] | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    layout: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.classes, self.mean, self.std, self.layout))
+
+
+def metadata_for(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
+    """The file's own edgecnn metadata, or the caller's description of a model that has none."""
+    if PREFIX + "schema" in session.get_modelmeta().custom_metadata_map:
+        if foreign.given:
+            raise ConfigError(
+                f"{path} carries its own edgecnn metadata; classes=, mean=, std= and layout= are for models without it"
+            )
+        return read_metadata(session, source=str(path))
+    if foreign.classes is None or foreign.mean is None or foreign.std is None:
+        raise ModelFileError(
+            f"{path} has no edgecnn metadata: pass {_ARGUMENTS} to describe its input, or export "
+            "it with `edgecnn export`",
+            path=path,
+        )
+    return _describe(session, path, foreign)
+
+
+def _describe(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
+    graph_input = session.get_inputs()[0]
+    layout = foreign.layout or "NCHW"
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
+    if graph_input.type != "tensor(float)" or len(graph_input.shape) != 4:
+        raise ModelFileError(
+            f"{path}: its input {graph_input.name!r} is {graph_input.type} "
+            f"{graph_input.shape}; a model without edgecnn metadata must take float32 "
+            "N×C×H×W or N×H×W×C images",
+            path=path,
+        )
+    dims = graph_input.shape[1:] if layout == "NCHW" else [graph_input.shape[3], *graph_input.shape[1:3]]
+    if not all(isinstance(d, int) and d > 0 for d in dims):
+        raise ModelFileError(f"{path}: its input shape {graph_input.shape} has no fixed {layout[1:]} size", path=path)
+    channels = dims[0]
+    if not len(foreign.mean) == len(foreign.std) == channels:
+        raise ConfigError(
+            f"{path} takes {channels} channel(s): give mean and std with {channels} value(s) each "
+            f"(got {len(foreign.mean)} and {len(foreign.std)}; is layout={layout!r} right?)"
+        )
+    _check_classes(session, path, foreign.classes)
+    card = ModelCard(
+        arch=session.get_modelmeta().graph_name or path.stem,
+        class_names=tuple(foreign.classes),
+        input_shape=(dims[0], dims[1], dims[2]),
+        normalization=Normalization(tuple(foreign.mean), tuple(foreign.std)),
+        lineage=Lineage(),
+    )
+    spec = InputSpec(shape=card.input_shape, name=graph_input.name, channels_last=layout == "NHWC")
+    return ModelMetadata(card=card, input=spec, quantization={"mode": "unknown"}, parity={})
+
+
+def _check_classes(session: Any, path: Path, classes: Sequence[str]) -> None:
+    output = session.get_outputs()[0]
+    width = output.shape[-1] if output.shape else None
+    if len(classes) < 2:
+        raise ConfigError(f"classes needs at least 2 names (got {len(classes)})")
+    if isinstance(width, int) and width != len(classes):
+        raise ConfigError(f"{path} outputs {width} scores per image but {len(classes)} class names were given")
