@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
@@ -16,10 +18,12 @@ from edgecnn.errors import ConfigError
 __all__ = [
     "TrainConfig",
     "ExportConfig",
+    "QuantizeConfig",
     "BenchConfig",
     "config_to_dict",
     "config_from_dict",
     "config_to_json",
+    "resolve_data_root",
     "OPTIMIZERS",
     "DEVICES",
     "PROVIDERS",
@@ -98,24 +102,55 @@ class ExportConfig:
     data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA / the cache dir
 
     def __post_init__(self) -> None:
-        problems = []
-        from edgecnn.export.modes import quantize_choices  # torch- and onnx-free: the mode registry only
-
-        if self.quantize not in quantize_choices():
-            problems.append(f"quantize must be one of {', '.join(quantize_choices())} (got {self.quantize!r})")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            problems.append(
-                f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {self.calibration_method!r})"
-            )
+        problems = _quantization_problems(self, "quantize", self.quantize)
         if not 13 <= self.opset <= 23:
             problems.append(f"opset must be between 13 and 23 (got {self.opset})")
-        for name in ("calibration_samples", "parity_samples", "latency_iters"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be ≥ 1 (got {getattr(self, name)})")
-        if self.min_weight_elements < 0 or not 0 <= self.max_accuracy_drop <= 100:
-            problems.append("min_weight_elements must be ≥ 0 and max_accuracy_drop within 0–100")
         if problems:
             raise ConfigError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """How an existing fp32 ONNX file becomes a quantized one, gated against that file on real data."""
+
+    mode: str = "auto"  # measure dynamic and static against fp32 on this machine, keep the fastest that passes
+    calibration: str | None = None  # mnist, fashion-mnist or an image folder; None: the model card's dataset
+    quantize_ops: tuple[str, ...] | None = None  # None: the mode's own choice (dynamic: MatMul, Gemm)
+    min_weight_elements: int = 65536  # dynamic: as ExportConfig
+    calibration_samples: int = 500  # static: as ExportConfig
+    calibration_method: str = "minmax"  # static: as ExportConfig
+    max_accuracy_drop: float = 0.3  # percentage points the quantized file may lose vs the fp32 file
+    parity_samples: int = 10000  # labelled test images the gates see
+    latency_iters: int = 200  # timed runs per variant and batch size
+    seed: int = 0  # picks the calibration sample
+    data_root: str | None = None  # None: $EDGECNN_DATA / the cache dir
+    classes: tuple[str, ...] | None = None  # a file without edgecnn metadata: its class names (else the data's)
+    mean: tuple[float, ...] | None = None  # … and the normalization it was trained with, per channel
+    std: tuple[float, ...] | None = None
+    layout: str | None = None  # … and "NCHW" (default) or "NHWC"
+
+    def __post_init__(self) -> None:
+        problems = _quantization_problems(self, "mode", self.mode)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+def _quantization_problems(config: Any, mode_name: str, mode: str) -> list[str]:
+    from edgecnn.export.modes import quantize_choices  # torch- and onnx-free: the mode registry only
+
+    problems = []
+    if mode not in quantize_choices():
+        problems.append(f"{mode_name} must be one of {', '.join(quantize_choices())} (got {mode!r})")
+    if config.calibration_method not in CALIBRATION_METHODS:
+        problems.append(
+            f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {config.calibration_method!r})"
+        )
+    for name in ("calibration_samples", "parity_samples", "latency_iters"):
+        if getattr(config, name) < 1:
+            problems.append(f"{name} must be ≥ 1 (got {getattr(config, name)})")
+    if config.min_weight_elements < 0 or not 0 <= config.max_accuracy_drop <= 100:
+        problems.append("min_weight_elements must be ≥ 0 and max_accuracy_drop within 0–100")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -129,9 +164,14 @@ class BenchConfig:
     iters: int = 200  # timed runs per model and batch size (ignored when duration is set)
     duration: float | None = None  # seconds per batch size for all models together, instead of iters
     cold_runs: int = 3  # fresh processes per model for the cold-start figure (median)
+    allow_fallback: bool = False  # provider cuda without a working CUDA: refuse (False) or warn and use the CPU
+    shape: tuple[int, ...] | None = None  # a model whose input has symbolic sizes besides the batch: one
+    #   input's dims after the batch axis (e.g. 3,224,224); edgecnn models know their own
 
     def __post_init__(self) -> None:
         problems = []
+        if self.shape is not None and (not self.shape or any(d < 1 for d in self.shape)):
+            problems.append(f"shape must be sizes ≥ 1 (got {self.shape})")
         if self.provider not in PROVIDERS:
             problems.append(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -161,6 +201,17 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
     return cls(**data)
+
+
+def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
+    """--data-root, else $EDGECNN_DATA, else the user cache dir (where downloads go)."""
+    if data_root:
+        return Path(data_root).expanduser()
+    env = os.environ.get("EDGECNN_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "edgecnn" / "datasets"
 
 
 def config_to_json(config: Any) -> str:

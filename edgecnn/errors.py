@@ -11,6 +11,7 @@
     ├── ExportError              torch → ONNX conversion or its checks failed
     ├── ParityError              the exported model disagrees with torch beyond the gates (.report)
     ├── ProviderError            an onnxruntime execution provider is unavailable or failed
+    ├── DependencyError          an optional dependency is missing (the message names the extra)
     └── InputError               input handed to the runtime is invalid (dtype, shape, NaN, …)
         └── ImageError           an image file cannot be decoded or is refused (format, size) (.path)
 
@@ -36,6 +37,7 @@ __all__ = [
     "ExportError",
     "ParityError",
     "ProviderError",
+    "DependencyError",
     "InputError",
     "ImageError",
     "describe",
@@ -106,6 +108,10 @@ class ParityError(EdgeCNNError):
 
 class ProviderError(EdgeCNNError):
     """An onnxruntime execution provider is unavailable or did not run."""
+
+
+class DependencyError(EdgeCNNError):
+    """An optional dependency (torch, onnx, matplotlib, …) is not installed; the message says which extra."""
 
 
 class InputError(EdgeCNNError):

@@ -96,3 +96,39 @@ def test_no_star_imports():
     for path in _sources():
         tree = ast.parse(path.read_text())
         assert not any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
+
+
+def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(tmp_path):
+    import zipfile
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(REPO),
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("edgecnn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = {p.relative_to(REPO).as_posix() for p in _sources()}
+    assert sources <= names, sources - names
+    assert "edgecnn/py.typed" in names and any(n.endswith("licenses/LICENSE") for n in names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata and "Typing :: Typed" in metadata
+    page = metadata.split("\n\n", 1)[1]
+    assert page.startswith("# edgecnn") and "tools/" not in page and "edgecnn[cpu]" in page
+    assert "Requires-Dist: onnxruntime>=" in metadata and 'extra == "cpu"' in metadata
+    assert not any(
+        line.startswith("Requires-Dist: onnxruntime") and "extra" not in line for line in metadata.splitlines()
+    )  # the core names no onnxruntime build

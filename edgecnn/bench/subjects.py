@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config import BenchConfig
-from edgecnn.errors import ModelFileError
+from edgecnn.errors import ConfigError, ModelFileError
 from edgecnn.files import checkpoint_path
 
 __all__ = ["ModelInfo", "Subject", "onnx_subject", "torch_subject"]
@@ -46,7 +46,13 @@ class Subject:
     close: Callable[[], None] = lambda: None
 
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(uint8)": np.uint8,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(double)": np.float64,
+}
 
 _ONNX_COLD = """
 import sys, numpy as np
@@ -55,43 +61,86 @@ predictor = Predictor(sys.argv[1], provider=sys.argv[2])
 shape = [1] + [int(d) for d in sys.argv[3].split(",")]
 predictor.logits(np.zeros(shape, dtype=sys.argv[4]))
 """
+_FOREIGN_COLD = """
+import sys, numpy as np
+from edgecnn.runtime.session import create_session
+session, _ = create_session(sys.argv[1], sys.argv[2])
+shape = [1] + [int(d) for d in sys.argv[3].split(",")]
+session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=sys.argv[4])})
+"""
 
 
 def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool) -> Subject:
-    """An edgecnn model file, opened with the Predictor's provider rules; timed through its session."""
-    from edgecnn.runtime import Predictor
+    """Any ONNX model file, opened with the Predictor's provider rules and timed through its session. An
+    edgecnn model is opened as a device app opens it (the Predictor); any other by its graph's input."""
     from edgecnn.runtime.session import physical_cores
 
     started = time.perf_counter()
-    predictor = Predictor(path, provider=config.provider, threads=config.threads, spinning=spinning)
+    session, provider, shape, mode, cold = _open(path, config, spinning)
     created = time.perf_counter() - started
-    graph_input = predictor.session.get_inputs()[0]
+    graph_input = session.get_inputs()[0]
     dtype = _DTYPES.get(graph_input.type)
     if dtype is None:
         raise ModelFileError(f"{path}: cannot bench an input of type {graph_input.type}", path=path)
-    shape = predictor.metadata.input.graph_shape
-    rng = np.random.default_rng(0)
-
-    def feed(batch: int) -> dict[str, Any]:
-        if dtype == np.uint8:
-            return {graph_input.name: rng.integers(0, 256, (batch, *shape), dtype=np.uint8)}
-        return {graph_input.name: rng.standard_normal((batch, *shape)).astype(dtype)}
-
-    run = predictor.session.run
+    feed = _random_feed(graph_input.name, dtype, shape)
     first_started = time.perf_counter()
-    run(None, feed(1))
+    session.run(None, feed(1))
+    first = time.perf_counter() - first_started
     info = ModelInfo(
         name=str(path),
         kind="onnxruntime",
         file_bytes=path.stat().st_size,
-        provider=predictor.provider,
+        provider=provider,
         threads=config.threads or physical_cores(),
-        quantization=str(predictor.metadata.quantization.get("mode")),
+        quantization=mode,
         session_create_ms=created * 1e3,
-        first_inference_ms=(time.perf_counter() - first_started) * 1e3,
+        first_inference_ms=first * 1e3,
     )
-    cold = (_ONNX_COLD, [str(path), predictor.provider, ",".join(map(str, shape)), np.dtype(dtype).name])
-    return Subject(str(path), run, feed, info, cold)
+    args = [str(path), provider, ",".join(map(str, shape)), np.dtype(dtype).name]
+    return Subject(str(path), session.run, feed, info, (cold, args))
+
+
+def _open(path: Path, config: BenchConfig, spinning: bool) -> tuple[Any, str, tuple[int, ...], str, str]:
+    from edgecnn.runtime import Predictor
+    from edgecnn.runtime.graphinfo import read_graph_info
+    from edgecnn.runtime.metadata import PREFIX
+    from edgecnn.runtime.session import create_session
+
+    options = {"threads": config.threads, "allow_fallback": config.allow_fallback, "spinning": spinning}
+    if PREFIX + "schema" in read_graph_info(path).metadata:
+        predictor = Predictor(path, provider=config.provider, **options)  # what a device app opens
+        mode = str(predictor.metadata.quantization.get("mode"))
+        return predictor.session, predictor.provider, predictor.metadata.input.graph_shape, mode, _ONNX_COLD
+    session, provider = create_session(path, config.provider, **options)
+    shape = _foreign_shape(path, session.get_inputs()[0].shape, config.shape)
+    return session, provider, shape, "foreign", _FOREIGN_COLD
+
+
+def _foreign_shape(path: Path, dims: list[Any], given: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The graph's input dims after the batch axis: fixed ones as they are, symbolic ones from --shape."""
+    rest = list(dims[1:])
+    if given is None:
+        if all(isinstance(d, int) and d > 0 for d in rest):
+            return tuple(rest)
+        raise ConfigError(
+            f"{path}: its input is {dims}; give the sizes after the batch axis with --shape, e.g. "
+            f"--shape {','.join(str(d) if isinstance(d, int) else 'N' for d in rest)}"
+        )
+    clash = [(d, g) for d, g in zip(rest, given, strict=False) if isinstance(d, int) and d > 0 and d != g]
+    if len(given) != len(rest) or clash:
+        raise ConfigError(f"{path}: --shape {','.join(map(str, given))} does not fit its input {dims}")
+    return tuple(given)
+
+
+def _random_feed(name: str, dtype: Any, shape: tuple[int, ...]) -> Callable[[int], dict[str, Any]]:
+    rng = np.random.default_rng(0)
+
+    def feed(batch: int) -> dict[str, Any]:
+        if np.issubdtype(dtype, np.integer):
+            return {name: rng.integers(0, 256, (batch, *shape)).astype(dtype)}
+        return {name: rng.standard_normal((batch, *shape)).astype(dtype)}
+
+    return feed
 
 
 _TORCH_COLD = """

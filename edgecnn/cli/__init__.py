@@ -7,14 +7,17 @@ stderr and exit 1; click's usage errors exit 2.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 
 from edgecnn import __version__
 from edgecnn.cli.bench import bench
-from edgecnn.cli.device import info, predict
 from edgecnn.cli.export import export_command, verify
+from edgecnn.cli.info import info
+from edgecnn.cli.predict import predict
+from edgecnn.cli.quantize import quantize
 from edgecnn.cli.train import archs, train
 from edgecnn.errors import EdgeCNNError
 
@@ -40,9 +43,22 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="edgecnn", message="%(prog)s %(version)s")
-def main() -> None:
-    """edgecnn: small image CNNs from training to the edge."""
+@click.option("-v", "--verbose", is_flag=True, help="Log what edgecnn (and onnxruntime) do, on stderr.")
+def main(verbose: bool) -> None:
+    """edgecnn: small image CNNs from training to the edge.
+
+    Commands marked [train] need `pip install 'edgecnn[train]'`, [quantize] `pip install 'edgecnn[quantize]'`;
+    the others run on a device install (`pip install 'edgecnn[cpu]'` or `'edgecnn[gpu]'`).
+    """
+    if verbose:
+        logging.basicConfig(format="edgecnn: %(name)s: %(message)s")
+        logging.getLogger("edgecnn").setLevel(logging.DEBUG)
 
 
-for _command in (archs, train, export_command, verify, predict, info, bench):
+# the extra each command needs, shown in `edgecnn --help`
+_EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
+
+for _command in (archs, train, export_command, verify, quantize, predict, info, bench):
     main.add_command(_command)
+    if _command.name in _EXTRA:
+        _command.short_help = f"[{_EXTRA[_command.name]}] {_command.get_short_help_str(limit=60)}"

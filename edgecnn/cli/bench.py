@@ -9,8 +9,8 @@ import click
 
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json
+from edgecnn.cli.requires import require
 from edgecnn.config import PROVIDERS, BenchConfig
-from edgecnn.errors import ConfigError
 
 __all__ = ["bench"]
 
@@ -22,6 +22,8 @@ BENCH_HELP = {
     "iters": "Timed runs per model and batch size.",
     "duration": "Seconds per batch size instead of --iters.",
     "cold_runs": "Fresh processes per model for cold start (0: skip).",
+    "allow_fallback": "With --provider cuda and no working CUDA: warn and run on the CPU instead of failing.",
+    "shape": "Input sizes after the batch axis, for a model whose input has other symbolic sizes (e.g. 3,224,224).",
 }
 
 
@@ -40,9 +42,9 @@ def bench(
 
     config = config_from_options(BenchConfig, options)
     if plot_path:  # checked before minutes of measuring, not after
-        _require("matplotlib", "--plot needs matplotlib: pip install matplotlib")
+        require("plot", "edgecnn bench --plot")
     if torch_checkpoint:
-        _require("torch", "--torch needs torch: pip install 'edgecnn[train]'")
+        require("train", "edgecnn bench --torch")
     log = (lambda line: click.echo(f"edgecnn: {line}", err=True)) if sys.stderr.isatty() else (lambda _: None)
     result = run_bench(list(models), config, torch_checkpoint=torch_checkpoint, log=log)
     if plot_path:
@@ -55,14 +57,3 @@ def bench(
     if json_path:
         write_json(json_path, result.to_dict())
     click.echo(format_report(result))
-
-
-def _require(module: str, message: str) -> None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a module blocked with sys.modules[name] = None, or half-imported
-        found = False
-    if not found:
-        raise ConfigError(message)

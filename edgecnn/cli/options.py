@@ -56,13 +56,15 @@ def convert_option(cls: type, name: str, value: Any) -> Any:
     if value is None or not kind.startswith("tuple[") or isinstance(value, tuple):
         return value
     parts = [part.strip() for part in str(value).split(",") if part.strip()]
-    if kind.startswith("tuple[int"):
-        try:
-            return tuple(int(part) for part in parts)
-        except ValueError as exc:
-            raise ConfigError(
-                f"--{name.replace('_', '-')} takes whole numbers separated by commas, e.g. 1,8,64 (got {value!r})"
-            ) from exc
+    number = {"tuple[int": (int, "whole numbers", "1,8,64"), "tuple[float": (float, "numbers", "0.5,0.5,0.5")}
+    for prefix, (cast, what, example) in number.items():
+        if kind.startswith(prefix):
+            try:
+                return tuple(cast(part) for part in parts)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} takes {what} separated by commas, e.g. {example} (got {value!r})"
+                ) from exc
     return tuple(parts) or None
 
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-__all__ = ["print_json", "warn"]
+from edgecnn.config import PARITY_BATCH_SIZES, REPORT_BATCH_SIZES
+
+__all__ = ["print_json", "warn", "print_export_report", "show_export_report"]
 
 
 def print_json(data: Any) -> None:
@@ -16,3 +18,53 @@ def print_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"edgecnn: warning: {message}", err=True)
+
+
+def print_export_report(report: Any) -> None:
+    """The readable report card of `edgecnn export` / `edgecnn quantize`."""
+    if report.auto:
+        click.echo("auto: candidates measured on this machine (p50 ms)")
+        small, large = (str(b) for b in REPORT_BATCH_SIZES)
+        click.echo(
+            f"  {'candidate':<9} {'accuracy':>9} {'drop pp':>8} {'batch ' + small:>9} {'batch ' + large:>9} "
+            f"{'rel.':>6} {'size':>10}"
+        )
+        for row in report.auto.table:
+            mark = "*" if row.candidate == report.auto.chosen else (" " if row.eligible else "x")
+            click.echo(
+                f"{mark} {row.candidate:<9} {row.accuracy:>9.2%} {row.drop_pp:>8.2f} "
+                f"{row.latency_ms[small]:>9.4f} {row.latency_ms[large]:>9.4f} "
+                f"{row.relative_time:>6.2f} {row.size_bytes:>10,}"
+            )
+    sizes, acc, parity = report.size_bytes, report.accuracy, report.parity
+    quantized = ", ".join(f"{v['quantized']}/{v['of']} {op}" for op, v in report.quantized_ops.items())
+    click.echo(
+        f"exported {report.model}: {report.mode} ({quantized} quantized), "
+        f"{sizes['exported']:,} bytes = {report.size_ratio:.2f}× fp32"
+    )
+    click.echo(
+        f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
+        f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
+        f"{acc['exported']:.2%} vs torch {acc['fp32']:.2%} ({acc['delta_pp']:+.2f} pp)"
+    )
+    lat = report.latency_ms_p50
+    if report.mode == "none":
+        click.echo("latency p50: " + ", ".join(f"batch {b} {ms:.4f} ms" for b, ms in lat["fp32"].items()))
+        return
+    click.echo(
+        "latency p50: "
+        + ", ".join(
+            f"batch {b} {lat['exported'][b]:.4f} ms vs fp32 {lat['fp32'][b]:.4f} ms (speed-up {report.speedup[b]:.2f}×)"
+            for b in lat["fp32"]
+        )
+    )
+
+
+def show_export_report(report: Any, *, as_json: bool) -> None:
+    """Warnings on stderr, then the report card as JSON or as text."""
+    for message in report.warnings:
+        warn(message)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_export_report(report)

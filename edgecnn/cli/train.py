@@ -9,6 +9,7 @@ import click
 
 from edgecnn.cli.options import config_from_options, config_options, convert_option
 from edgecnn.cli.output import print_json
+from edgecnn.cli.requires import require
 from edgecnn.config import DEVICES, OPTIMIZERS, TrainConfig
 from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME
 
@@ -37,6 +38,7 @@ _OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
 def archs(as_json: bool) -> None:
     """List the registered architectures (parameters for 1×28×28 input, 10 classes)."""
+    require("train", "edgecnn archs")
     from edgecnn.training.architectures import count_parameters, create, get_arch, list_archs
 
     rows = [
@@ -69,6 +71,7 @@ def archs(as_json: bool) -> None:
 @click.pass_context
 def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **options: Any) -> None:
     """Train a registered net and write checkpoint.pt, metrics.json, curves.png and confusion.png."""
+    require("train", "edgecnn train")
     from edgecnn.training import loop
 
     if resume:  # the saved run's settings, changed only where the user said so on this command line

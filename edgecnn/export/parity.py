@@ -12,7 +12,7 @@ from torch import nn
 
 from edgecnn.config import PARITY_BATCH_SIZES
 from edgecnn.errors import ParityError
-from edgecnn.export.gates import Gates, ParityReport, onnx_logits
+from edgecnn.export.gates import Gates, ParityReport, compare_logits, onnx_logits
 from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.preprocess import normalize, to_graph_input
 from edgecnn.runtime.session import open_session
@@ -37,24 +37,16 @@ def check_parity(
     session = open_session(onnx_path)
     feed = to_graph_input(images, spec, mean, std)
     per_batch = {  # every batch size sees every image: the gates hold at each
-        str(batch): _compare(onnx_logits(session, spec.name, feed, batch), reference, labels)
+        str(batch): compare_logits(onnx_logits(session, spec.name, feed, batch), reference, labels)
         for batch in PARITY_BATCH_SIZES
     }
     report = ParityReport.judge(
-        per_batch, samples=len(images), gates=gates, torch_accuracy=float((reference.argmax(1) == labels).mean())
+        per_batch, samples=len(images), gates=gates, reference_accuracy=float((reference.argmax(1) == labels).mean())
     )
     if report.failures:
         message = f"{os.fspath(onnx_path)} disagrees with torch on {len(images)} test images: "
         raise ParityError(message + "; ".join(report.failures), report=report)
     return report
-
-
-def _compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {
-        "max_abs": float(np.abs(logits - reference).max()),
-        "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
-        "accuracy": float((logits.argmax(1) == labels).mean()),
-    }
 
 
 def torch_logits(model: nn.Module, inputs: np.ndarray, batch: int = 500) -> np.ndarray:

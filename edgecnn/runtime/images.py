@@ -9,7 +9,8 @@ How arrays are read (one rule set, also in the README):
   (For a grey model 3×28×28 is three grey images.)
 - uint8 is 0–255; float arrays must lie in [0, 1]. Colour is RGB unless ``channel_order="bgr"`` (OpenCV);
   a fourth channel is alpha, composited onto white (what an image viewer shows).
-- PIL images: their EXIF orientation is applied first, then alpha is composited onto white.
+- PIL images and image file paths: their EXIF orientation is applied first, then alpha is composited
+  onto white.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgecnn.errors import ImageError, InputError, describe
 
-__all__ = ["IMAGE_FORMATS", "MAX_PIXELS", "CHANNEL_ORDERS", "load_image", "single_images", "upright"]
+__all__ = ["IMAGE_FORMATS", "IMAGE_SUFFIXES", "MAX_PIXELS", "CHANNEL_ORDERS", "load_image", "single_images", "upright"]
 
 # Still formats Pillow decodes safely; MPO is how some phones write JPEGs; GIF gives its first frame.
 IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # directory scans
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image we decode; bombs claim far more
 CHANNEL_ORDERS = ("rgb", "bgr")
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -74,6 +76,8 @@ def single_images(images: Any, *, channels: int = 1, channel_order: str = "rgb")
         raise InputError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)} (got {channel_order!r})")
     if isinstance(images, Image.Image):
         return [_from_pil(images)]
+    if isinstance(images, (str, os.PathLike)):
+        return [_from_pil(load_image(images))]
     if isinstance(images, (list, tuple)):
         return [one for item in images for one in _list_item(item, channel_order)]
     array = _checked_array(images)
@@ -85,6 +89,8 @@ def single_images(images: Any, *, channels: int = 1, channel_order: str = "rgb")
 def _list_item(item: Any, channel_order: str) -> list[np.ndarray]:
     if isinstance(item, Image.Image):
         return [_from_pil(item)]
+    if isinstance(item, (str, os.PathLike)):
+        return [_from_pil(load_image(item))]
     array = _checked_array(item)
     if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
         return [_from_array(array, channel_order)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from edgecnn.card import Normalization
-from edgecnn.config import TrainConfig
+from edgecnn.config import TrainConfig, resolve_data_root
 from edgecnn.errors import DataError, describe
 
 __all__ = [
@@ -67,17 +67,6 @@ class DatasetBundle:
         mean = torch.tensor(self.normalization.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.normalization.std).view(1, -1, 1, 1)
         return (images.float().div(255) - mean) / std
-
-
-def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
-    """--data-root, else $EDGECNN_DATA, else the user cache dir (where downloads go)."""
-    if data_root:
-        return Path(data_root).expanduser()
-    env = os.environ.get("EDGECNN_DATA")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "edgecnn" / "datasets"
 
 
 def load_dataset(

@@ -67,3 +67,13 @@ def test_a_toy_mode_is_registered_built_gated_and_offered_by_auto(toy_modes, che
     assert {"toycopy", "toynoise"} <= set(rows)
     assert rows["toycopy"].eligible and rows["toycopy"].max_abs == 0.0
     assert not rows["toynoise"].eligible and auto.chosen != "toynoise"
+
+
+def test_a_drop_exactly_at_the_budget_passes_and_nan_never_does():
+    from edgecnn.export.gates import gates_for
+
+    gates = gates_for(False, 0.3)
+    assert gates.failures(max_abs=1.0, agreement=0.995, reference_accuracy=0.777, accuracy=0.774) == []
+    assert gates.failures(max_abs=1.0, agreement=0.995, reference_accuracy=0.777, accuracy=0.773)
+    exact = gates_for(True, 0.3)
+    assert exact.failures(max_abs=float("nan"), agreement=1.0, reference_accuracy=0.9, accuracy=0.9)

@@ -5,20 +5,8 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from edgecnn.errors import DataError
+from edgecnn.export.labelled import FASHION_CLASSES  # the torch-free loader's copy must agree
 from edgecnn.training.data import load_dataset, resolve_data_root
-
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 def test_fashion_mnist_is_real_and_complete(fashion):

@@ -1,0 +1,114 @@
+"""``edgecnn info``: what any ONNX file holds; for an edgecnn model also its card, framing and parity."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from edgecnn.cli.output import print_json
+
+__all__ = ["info"]
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def info(model: str, as_json: bool) -> None:
+    """Show what MODEL.onnx holds: inputs, outputs, opsets and op counts; for an edgecnn model also its card
+    (arch, classes, normalization, data, metrics, lineage), default framing, quantization and parity."""
+    from edgecnn.runtime.graphinfo import read_graph_info
+    from edgecnn.runtime.metadata import PREFIX, decode
+    from edgecnn.runtime.session import open_session
+
+    graph = read_graph_info(model)
+    session = open_session(model)  # onnxruntime must load it too: info on a file it refuses would mislead
+    meta = decode(graph.metadata, source=model) if PREFIX + "schema" in graph.metadata else None
+    data = {
+        "file": model,
+        "size_bytes": os.path.getsize(model),
+        "graph": graph.to_dict(),
+        "session_providers": session.get_providers(),
+        "edgecnn": _edgecnn(meta),
+    }
+    if meta is not None:
+        data["input"] = meta.input.to_dict()  # the graph input as edgecnn feeds it
+    if as_json:
+        print_json(data)
+        return
+    click.echo(
+        "\n".join(
+            _graph_lines(model, data["size_bytes"], graph)
+            + (
+                _card_lines(meta)
+                if meta
+                else [
+                    "edgecnn          no edgecnn metadata: `edgecnn predict` / Predictor need --classes, --mean, --std"
+                ]
+            )
+        )
+    )
+
+
+def _edgecnn(meta: Any) -> dict[str, Any] | None:
+    if meta is None:
+        return None
+    from edgecnn.runtime.framing import default_fit
+
+    return {
+        "version": meta.version,
+        "card": meta.card.to_dict(),
+        "default_fit": default_fit(meta.card.dataset),
+        "quantization": dict(meta.quantization),
+        "parity": dict(meta.parity),
+    }
+
+
+def _shape(tensor: Any) -> str:
+    return f"{tensor.name}: {tensor.dtype} [{', '.join('?' if d is None else str(d) for d in tensor.shape)}]"
+
+
+def _graph_lines(model: str, size: int, graph: Any) -> list[str]:
+    ops = ", ".join(f"{op} {count}" for op, count in graph.op_counts.items())
+    return [
+        f"file            {model} ({size:,} bytes)",
+        f"graph           IR {graph.ir_version}, opsets {', '.join(f'{d} {v}' for d, v in graph.opsets.items())}"
+        + (f", made by {graph.producer}" if graph.producer else ""),
+        f"inputs          {'; '.join(_shape(t) for t in graph.inputs)}",
+        f"outputs         {'; '.join(_shape(t) for t in graph.outputs)}",
+        f"ops             {ops}",
+    ]
+
+
+def _card_lines(meta: Any) -> list[str]:
+    from edgecnn.runtime.framing import default_fit
+
+    card, spec, quant, parity = meta.card, meta.input, meta.quantization, meta.parity
+    auto = (
+        f" (auto's choice among {', '.join(r['candidate'] for r in quant['auto']['table'])})" if "auto" in quant else ""
+    )
+    lines = [
+        f"edgecnn         {meta.version}: {card.arch}, trained on {card.dataset or '?'}",
+        f"classes         {len(card.class_names)}: {', '.join(card.class_names)}",
+        f"input           {spec.name}: {spec.dtype} {spec.layout} {'×'.join(map(str, spec.graph_shape))} per image"
+        + (" (raw pixels; the graph normalises)" if spec.baked else " (normalised)"),
+        f"normalization   mean {list(card.normalization.mean)}, std {list(card.normalization.std)}",
+        f"framing         fit={default_fit(card.dataset)} by default (--fit / Predictor(fit=...) to change)",
+        f"lineage         {card.lineage.summary()}",
+        f"quantization    {quant.get('mode')}{auto}",
+    ]
+    if parity:
+        lines.append(_parity_line(card, parity))
+    return lines
+
+
+def _parity_line(card: Any, parity: dict[str, Any]) -> str:
+    reference = parity.get("reference", "torch")
+    trained = f"; fp32 at training {card.test_accuracy:.2%}" if card.test_accuracy is not None else ""
+    return (
+        f"parity          {'passed' if parity.get('passed') else 'FAILED'} on {parity['samples']:,} test images "
+        f"vs {reference}: top-1 agreement {parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}; "
+        f"accuracy {parity['onnx_accuracy']:.2%} (this file) vs {parity['reference_accuracy']:.2%} ({reference})"
+        f"{trained}"
+    )

@@ -1,0 +1,52 @@
+"""``edgecnn quantize``: an existing fp32 ONNX file → quantized, gated against it on real labelled data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import config_from_options, config_options
+from edgecnn.cli.output import show_export_report
+from edgecnn.cli.requires import require
+from edgecnn.config import CALIBRATION_METHODS, QuantizeConfig
+from edgecnn.export.modes import quantize_choices
+from edgecnn.runtime.foreign import LAYOUTS
+
+__all__ = ["quantize"]
+
+QUANTIZE_HELP = {
+    "mode": "A quantization mode, or auto (measure the candidates, keep the fastest that passes).",
+    "calibration": "Labelled images: mnist, fashion-mnist or a folder of class folders (default: the card's dataset).",
+    "quantize_ops": "Comma-separated op types to quantize (dynamic default: MatMul,Gemm).",
+    "min_weight_elements": "dynamic: leave MatMul/Gemm with fewer weights in float.",
+    "calibration_samples": "static: training images to calibrate on.",
+    "calibration_method": "static: how activation ranges are found.",
+    "max_accuracy_drop": "Percentage points the result may lose vs the fp32 file.",
+    "parity_samples": "Labelled test images for the parity gate.",
+    "latency_iters": "Timed runs per variant and batch size.",
+    "seed": "Picks the calibration sample.",
+    "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
+    "classes": "A file without edgecnn metadata: comma-separated class names (default: the dataset's).",
+    "mean": "A file without edgecnn metadata: comma-separated per-channel mean (pixels scaled to 0–1).",
+    "std": "A file without edgecnn metadata: comma-separated per-channel std.",
+    "layout": "A file without edgecnn metadata: its input layout.",
+}
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the quantized model.")
+@config_options(
+    QuantizeConfig,
+    help=QUANTIZE_HELP,
+    choices={"mode": quantize_choices(), "calibration_method": CALIBRATION_METHODS, "layout": LAYOUTS},
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
+def quantize(model: str, out: str, as_json: bool, **options: Any) -> None:
+    """Quantize an fp32 MODEL.onnx (any exporter's) and prove parity with it on real labelled images."""
+    require("quantize", "edgecnn quantize")
+    from edgecnn.export.requantize import quantize_onnx
+
+    report = quantize_onnx(model, out, config_from_options(QuantizeConfig, options))
+    show_export_report(report, as_json=as_json)

@@ -1,0 +1,149 @@
+"""`edgecnn quantize` on a file edgecnn did not write: torch.onnx.export's own output, calibrated on
+real Fashion-MNIST, gated against the fp32 file, with metadata that describes the quantized file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from edgecnn.config import QuantizeConfig
+from edgecnn.errors import ConfigError, ModelFileError, ParityError
+from edgecnn.export.requantize import quantize_onnx
+from edgecnn.files import report_path
+from edgecnn.runtime import Predictor
+from edgecnn.runtime.graphinfo import read_graph_info
+from edgecnn.training.checkpoint import load_checkpoint
+
+FASHION = dict(classes=None, mean=(0.286,), std=(0.353,))
+QUICK = dict(parity_samples=1000, latency_iters=3)
+
+
+@pytest.fixture(scope="module")
+def plain_onnx(checkpoints, tmp_path_factory):
+    """keras_same trained on Fashion-MNIST, exported with torch.onnx.export directly: no edgecnn metadata."""
+    path = tmp_path_factory.mktemp("plain") / "plain.onnx"
+    model = load_checkpoint(checkpoints("keras_same", "fashion-mnist")).build_model()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.onnx.export(
+        model,
+        (torch.zeros(2, 1, 28, 28),),
+        str(path),
+        dynamo=True,
+        opset_version=18,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+    )
+    assert not any(k.startswith("edgecnn.") for k in read_graph_info(path).metadata)
+    return path
+
+
+def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_path, fashion):
+    out = tmp_path / "int8.onnx"
+    config = QuantizeConfig(
+        mode="static", calibration="fashion-mnist", mean=(0.286,), std=(0.353,), max_accuracy_drop=1.0, **QUICK
+    )
+    report = quantize_onnx(plain_onnx, out, config)
+    parity = report.parity
+    assert parity.reference == "fp32 onnx" and parity.passed and parity.samples == 1000
+    assert parity.top1_agreement >= 0.99 and -parity.delta_accuracy_pp <= 1.0
+    assert parity.gates.max_accuracy_drop_pp == 1.0
+    assert report.quantized_ops["Conv"]["quantized"] == report.quantized_ops["Conv"]["of"] == 3
+    predictor = Predictor(out)  # the quantized file now describes itself
+    meta = predictor.metadata
+    assert meta.quantization["mode"] == "static" and meta.quantization["calibration"]["dataset"] == "fashion-mnist"
+    assert meta.parity["reference"] == "fp32 onnx" and meta.parity["passed"]
+    assert predictor.card.class_names == fashion.class_names and predictor.card.dataset == "fashion-mnist"
+    assert json.loads(report_path(out).read_text())["mode"] == "static"
+    images = fashion.test_images[:300, 0].numpy()
+    plain = Predictor(plain_onnx, classes=fashion.class_names, **{k: v for k, v in FASHION.items() if v})
+    agree = np.mean(
+        predictor.predict_proba(images, fit="stretch").argmax(1) == plain.predict_proba(images, fit="stretch").argmax(1)
+    )
+    assert agree >= 0.98
+
+
+def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
+    with pytest.raises(ModelFileError, match="mean="):  # no metadata and no normalization given
+        quantize_onnx(plain_onnx, tmp_path / "a.onnx", QuantizeConfig(mode="dynamic", calibration="fashion-mnist"))
+    with pytest.raises(ConfigError, match="--calibration"):  # nothing to prove parity on
+        quantize_onnx(
+            plain_onnx,
+            tmp_path / "b.onnx",
+            QuantizeConfig(mode="dynamic", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,)),
+        )
+    with pytest.raises(ParityError) as info:  # a budget no int8 model can meet: nothing is written
+        quantize_onnx(
+            plain_onnx,
+            tmp_path / "c.onnx",
+            QuantizeConfig(
+                mode="static",
+                calibration="fashion-mnist",
+                max_accuracy_drop=0,
+                calibration_samples=20,
+                mean=(0.9,),
+                std=(0.1,),
+                **QUICK,
+            ),
+        )
+    assert info.value.report.reference == "fp32 onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_cli_quantize_info_and_bench_on_a_plain_export(plain_onnx, tmp_path):
+    info = run_cli("info", str(plain_onnx), block_torch=True)
+    assert info.returncode == 0, info.stderr
+    assert "opsets ai.onnx 18" in info.stdout and "Conv 3" in info.stdout and "no edgecnn metadata" in info.stdout
+    shown = json.loads(run_cli("info", str(plain_onnx), "--json", block_torch=True).stdout)
+    assert shown["edgecnn"] is None and shown["graph"]["inputs"][0]["shape"] == ["batch", 1, 28, 28]
+    bench = run_cli(
+        "bench",
+        str(plain_onnx),
+        "--iters",
+        "10",
+        "--cold-runs",
+        "1",
+        "--batch-sizes",
+        "1,3",
+        "--json",
+        "-",
+        block_torch=True,
+    )
+    assert bench.returncode == 0, bench.stderr
+    result = json.loads(bench.stdout)
+    assert result["models"][0]["quantization"] == "foreign" and result["models"][0]["cold_start_ms"] > 0
+    out = tmp_path / "q.onnx"
+    proc = run_cli(
+        "quantize",
+        str(plain_onnx),
+        "--out",
+        str(out),
+        "--mode",
+        "auto",
+        "--calibration",
+        "fashion-mnist",
+        "--mean",
+        "0.286",
+        "--std",
+        "0.353",
+        "--parity-samples",
+        "1000",
+        "--latency-iters",
+        "3",
+        "--json",
+        blocked=("torch", "torchvision", "matplotlib"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["requested"] == "auto" and report["parity"]["reference"] == "fp32 onnx"
+    mode = report["mode"]
+    again = json.loads(run_cli("info", str(out), "--json", block_torch=True).stdout)
+    assert again["edgecnn"]["quantization"]["mode"] == mode and again["edgecnn"]["parity"]["passed"]
+    device = run_cli("quantize", str(plain_onnx), "--out", str(tmp_path / "x.onnx"), block_torch=True)
+    assert device.returncode == 1 and "edgecnn[quantize]" in device.stderr and len(device.stderr.splitlines()) == 1
+    export = run_cli("export", str(plain_onnx), "--out", str(tmp_path / "y.onnx"), block_torch=True)
+    assert export.returncode == 1 and "edgecnn quantize" in export.stderr
