@@ -105,10 +105,11 @@ def _card_lines(meta: Any) -> list[str]:
 
 def _parity_line(card: Any, parity: dict[str, Any]) -> str:
     reference = parity.get("reference", "torch")
+    reference_accuracy = parity.get("reference_accuracy", parity.get("torch_accuracy", float("nan")))
     trained = f"; fp32 at training {card.test_accuracy:.2%}" if card.test_accuracy is not None else ""
     return (
         f"parity          {'passed' if parity.get('passed') else 'FAILED'} on {parity['samples']:,} test images "
         f"vs {reference}: top-1 agreement {parity['top1_agreement']:.2%}, max |Δlogit| {parity['max_abs']:.3g}; "
-        f"accuracy {parity['onnx_accuracy']:.2%} (this file) vs {parity['reference_accuracy']:.2%} ({reference})"
+        f"accuracy {parity['onnx_accuracy']:.2%} (this file) vs {reference_accuracy:.2%} ({reference})"
         f"{trained}"
     )

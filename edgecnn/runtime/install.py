@@ -60,9 +60,26 @@ def require_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ProviderError(f"onnxruntime is not installed (or broken: {exc}); {INSTALL_HINT}") from exc
+        raise ProviderError(_import_failure(exc, builds)) from exc
     _quiet_native_logger(onnxruntime)
     return onnxruntime
+
+
+def _import_failure(exc: ImportError, builds: dict[str, str]) -> str:
+    if not builds:
+        return f"onnxruntime is not installed; {INSTALL_HINT}"
+    import numpy
+
+    ((name, version),) = builds.items()
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    message = f"{name} {version} is installed but does not import ({reason})"
+    if int(numpy.__version__.split(".")[0]) >= 2 and _release(version) < (1, 19):  # built against numpy 1.x
+        return f"{message}; it predates numpy {numpy.__version__}: pip install -U {name}"
+    return f"{message}; reinstall it: pip install --force-reinstall {name}"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
 
 def _quiet_native_logger(ort: Any) -> None:

@@ -56,6 +56,7 @@ def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_
     predictor = Predictor(out)  # the quantized file now describes itself
     meta = predictor.metadata
     assert meta.quantization["mode"] == "static" and meta.quantization["calibration"]["dataset"] == "fashion-mnist"
+    assert meta.quantization["weight_type"] == "int8" and meta.quantization["activation_type"] == "uint8"
     assert meta.parity["reference"] == "fp32 onnx" and meta.parity["passed"]
     assert predictor.card.class_names == fashion.class_names and predictor.card.dataset == "fashion-mnist"
     assert json.loads(report_path(out).read_text())["mode"] == "static"
