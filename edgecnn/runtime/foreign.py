@@ -19,7 +19,10 @@ from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, read_meta
 __all__ = ["LAYOUTS", "ForeignSpec", "metadata_for"]
 
 LAYOUTS = ("NCHW", "NHWC")  # float32 input, normalised: channels first (torch) or last (Keras)
-_ARGUMENTS = "classes=[...], mean=[...], std=[...] (and layout='NCHW' or 'NHWC')"
+_ARGUMENTS = (
+    "classes=[...], mean=[...], std=[...] (and layout='NCHW' or 'NHWC'; on the command line "
+    "--classes, --mean, --std, --layout)"
+)
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,15 @@ def test_cli_quantize_info_and_bench_on_a_plain_export(plain_onnx, tmp_path):
     assert device.returncode == 1 and "edgecnn[quantize]" in device.stderr and len(device.stderr.splitlines()) == 1
     export = run_cli("export", str(plain_onnx), "--out", str(tmp_path / "y.onnx"), block_torch=True)
     assert export.returncode == 1 and "edgecnn quantize" in export.stderr
+
+
+def test_predictor_on_a_foreign_model_needs_its_description(plain_onnx, fashion):
+    with pytest.raises(ModelFileError, match=r"classes=\[\.\.\.\], mean=\[\.\.\.\], std=\[\.\.\.\]"):
+        Predictor(plain_onnx)
+    described = Predictor(plain_onnx, classes=fashion.class_names, mean=[0.286], std=[0.353])
+    assert described.card.class_names == fashion.class_names and described.fit == "stretch"
+    assert described.predict(fashion.test_images[:5, 0].numpy())[0].label in fashion.class_names
+    with pytest.raises(ConfigError, match="outputs 10 scores"):
+        Predictor(plain_onnx, classes=["a", "b"], mean=[0.286], std=[0.353])
+    with pytest.raises(ConfigError, match="layout='NHWC' right"):
+        Predictor(plain_onnx, classes=fashion.class_names, mean=[0.286], std=[0.353], layout="NHWC")
