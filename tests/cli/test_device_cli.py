@@ -117,12 +117,27 @@ def test_two_onnxruntime_builds_are_refused_with_the_fix(digits, monkeypatch):
     assert Predictor(digits).provider == "cpu"
 
 
-def test_no_onnxruntime_says_which_extra(digits):
-    code = blocking_prelude(("torch", "onnxruntime")) + (
-        "from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
-    )
+_NO_ORT_DISTRIBUTIONS = (
+    "import importlib.metadata as m\n"
+    "_version = m.version\n"
+    "def _no_ort(name):\n"
+    "    if name.startswith('onnxruntime'):\n"
+    "        raise m.PackageNotFoundError(name)\n"
+    "    return _version(name)\n"
+    "m.version = _no_ort\n"
+)
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_no_or_a_broken_onnxruntime_is_one_line_with_the_fix(digits, installed):
+    """Without any onnxruntime build: which extra to install. With one that does not import: which."""
+    prelude = blocking_prelude(("torch", "onnxruntime")) + ("" if installed else _NO_ORT_DISTRIBUTIONS)
+    code = prelude + "from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
     proc = subprocess.run(
         [sys.executable, "-c", code, "info", str(digits)], capture_output=True, text=True, cwd=REPO, timeout=120
     )
-    assert proc.returncode == 1 and "pip install 'edgecnn[cpu]'" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    if installed:
+        assert "is installed but does not import" in proc.stderr and "pip install" in proc.stderr
+    else:
+        assert "onnxruntime is not installed; pip install 'edgecnn[cpu]'" in proc.stderr
