@@ -30,6 +30,8 @@ __all__ = [
     "CALIBRATION_METHODS",
     "PARITY_BATCH_SIZES",
     "REPORT_BATCH_SIZES",
+    "FIT_MODES",
+    "INPUT_LAYOUTS",
 ]
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -38,6 +40,8 @@ PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 catch a batch axis fixed
 #   at export, 7 an odd remainder, 64 the kernels' batched paths
+FIT_MODES = ("stretch", "pad", "crop", "object", "digit")  # how a photo is framed (runtime/framing.py)
+INPUT_LAYOUTS = ("NCHW", "NHWC")  # float32 input of a model without edgecnn metadata: torch or Keras order
 REPORT_BATCH_SIZES = (1, 32)  # the export report card's and auto's latency: one frame, one small batch
 
 

@@ -10,9 +10,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.output import print_json
-from edgecnn.config import PROVIDERS
-from edgecnn.runtime.foreign import LAYOUTS
-from edgecnn.runtime.framing import FIT_MODES
+from edgecnn.config import FIT_MODES, INPUT_LAYOUTS, PROVIDERS
 
 __all__ = ["predict"]
 
@@ -36,7 +34,7 @@ PROGRESS_FROM = 300  # more files than this get a progress bar (on a terminal)
 @click.option("--classes", default=None, help="A model without edgecnn metadata: comma-separated class names.")
 @click.option("--mean", default=None, help="A model without edgecnn metadata: comma-separated per-channel mean.")
 @click.option("--std", default=None, help="A model without edgecnn metadata: comma-separated per-channel std.")
-@click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="A model without edgecnn metadata.")
+@click.option("--layout", type=click.Choice(INPUT_LAYOUTS), default=None, help="A model without edgecnn metadata.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list on stdout: a result or an error per file.")
 def predict(
     model: str,

@@ -9,9 +9,8 @@ import click
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import show_export_report
 from edgecnn.cli.requires import require
-from edgecnn.config import CALIBRATION_METHODS, QuantizeConfig
+from edgecnn.config import CALIBRATION_METHODS, INPUT_LAYOUTS, QuantizeConfig
 from edgecnn.export.modes import quantize_choices
-from edgecnn.runtime.foreign import LAYOUTS
 
 __all__ = ["quantize"]
 
@@ -40,7 +39,7 @@ QUANTIZE_HELP = {
 @config_options(
     QuantizeConfig,
     help=QUANTIZE_HELP,
-    choices={"mode": quantize_choices(), "calibration_method": CALIBRATION_METHODS, "layout": LAYOUTS},
+    choices={"mode": quantize_choices(), "calibration_method": CALIBRATION_METHODS, "layout": INPUT_LAYOUTS},
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
 def quantize(model: str, out: str, as_json: bool, **options: Any) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.card import Lineage, ModelCard, Normalization
+from edgecnn.config import INPUT_LAYOUTS
 from edgecnn.errors import ConfigError, ModelFileError
 from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, read_metadata
 
 __all__ = ["LAYOUTS", "ForeignSpec", "metadata_for"]
 
-LAYOUTS = ("NCHW", "NHWC")  # float32 input, normalised: channels first (torch) or last (Keras)
+LAYOUTS = INPUT_LAYOUTS
 _ARGUMENTS = (
     "classes=[...], mean=[...], std=[...] (and layout='NCHW' or 'NHWC'; on the command line "
     "--classes, --mean, --std, --layout)"

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from edgecnn.config import FIT_MODES
 from edgecnn.errors import InputError
 
 __all__ = ["FIT_MODES", "fit_image", "default_fit", "border_pixels"]
 
-FIT_MODES = ("stretch", "pad", "crop", "object", "digit")
 _DEFAULT_FIT = {"mnist": "digit", "fashion-mnist": "object"}  # the recipe each dataset's images were made with
 _OBJECT_LEVEL = 0.15  # share of the strongest difference from the background that counts as object/ink
 _DIGIT_BOX = 20 / 28  # MNIST: the digit's longer side fills 20 of 28 pixels
