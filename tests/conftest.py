@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers for tests in sub-folders
@@ -20,6 +21,12 @@ def _data_root() -> Path:
     env = os.environ.get("EDGECNN_DATA")
     return Path(env) if env else REPO.parent / "shared" / "datasets"
 
+
+# Property tests: a fixed seed and a bounded budget in CI; `--hypothesis-profile thorough` for a long local hunt.
+_QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=150, derandomize=True, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("thorough", max_examples=5000, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile("ci")
 
 # Subprocesses (the CLI tests) read the same root; ../shared/datasets beside the repo is the default.
 os.environ.setdefault("EDGECNN_DATA", str(_data_root()))
