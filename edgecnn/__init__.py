@@ -24,6 +24,7 @@ from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all_
     ModelFileError,
     ParityError,
     ProviderError,
+    TrainingError,
     describe,
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,23 +90,44 @@ class ModelCard:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "model") -> ModelCard:
-        """The inverse of :meth:`to_dict`; anything malformed is a :class:`ModelFileError` on ``source``."""
-        try:
-            shape = tuple(int(v) for v in data["input_shape"])
-            if len(shape) != 3:
-                raise ValueError(f"input_shape must be (C, H, W), got {shape}")
-            return cls(
-                arch=str(data["arch"]),
-                class_names=tuple(str(c) for c in data["class_names"]),
-                input_shape=shape,  # type: ignore[arg-type]
-                normalization=Normalization.from_dict(data["normalization"]),
-                dataset=str(data.get("dataset", "")),
-                metrics={str(k): float(v) for k, v in dict(data.get("metrics", {})).items()},
-                lineage=Lineage.from_dict(data.get("lineage", {})),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ModelFileError(f"{source} has a malformed model card ({type(exc).__name__}: {exc})") from exc
+    def from_dict(cls, data: Any, *, source: str = "model") -> ModelCard:
+        """The inverse of :meth:`to_dict`, checked field by field: a wrong type, a missing key, a shape that
+        is not (C, H, W), normalization that does not fit the channels or is not finite and positive, is
+        a :class:`ModelFileError` on ``source`` naming the field."""
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"{source}: its model card is {type(data).__name__}, not a mapping")
+        shape = _int_list(data, "input_shape", source, length=3, low=1, high=_MAX_SIDE)
+        if shape[0] > 4:
+            raise ModelFileError(f"{source}: model card input_shape {shape} has {shape[0]} channels; 1–4 are images")
+        norm = data.get("normalization")
+        if not isinstance(norm, Mapping):
+            raise ModelFileError(f"{source}: model card field 'normalization' must be a mapping of mean and std")
+        mean = _float_list(norm, "mean", source, length=shape[0])
+        std = _float_list(norm, "std", source, length=shape[0])
+        if min(std) <= 0:
+            raise ModelFileError(f"{source}: model card normalization std must be > 0 (got {list(std)})")
+        classes = data.get("class_names")
+        if (
+            not isinstance(classes, (list, tuple))
+            or not 2 <= len(classes) <= _MAX_CLASSES
+            or not all(isinstance(c, str) for c in classes)
+        ):
+            raise ModelFileError(f"{source}: model card field 'class_names' must list 2–{_MAX_CLASSES:,} names")
+        metrics = data.get("metrics", {})
+        if not isinstance(metrics, Mapping) or not all(_finite(v) for v in metrics.values()):
+            raise ModelFileError(f"{source}: model card field 'metrics' must map names to finite numbers")
+        lineage = data.get("lineage", {})
+        if not isinstance(lineage, Mapping) or not all(isinstance(v, str) for v in lineage.values()):
+            raise ModelFileError(f"{source}: model card field 'lineage' must map names to text")
+        return cls(
+            arch=_text(data, "arch", source),
+            class_names=tuple(classes),
+            input_shape=tuple(shape),
+            normalization=Normalization(tuple(mean), tuple(std)),
+            dataset=_text(data, "dataset", source, required=False),
+            metrics={str(k): float(v) for k, v in metrics.items()},
+            lineage=Lineage.from_dict(lineage),
+        )
 
     def to_markdown(self) -> str:
         """The card as a short Markdown page (``models/NAME/card.md``)."""
@@ -129,3 +151,41 @@ def config_hash(config_dict: Mapping[str, Any]) -> str:
     not what the model is: the data checksum covers the data itself)."""
     kept = {k: v for k, v in config_dict.items() if k != "data_root"}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+_MAX_SIDE = 8192  # an image model's input side; more is a corrupt or hostile card
+_MAX_CLASSES = 100_000
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(data: Mapping[str, Any], key: str, source: str, *, required: bool = True) -> str:
+    value = data.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value):
+        raise ModelFileError(f"{source}: model card field {key!r} must be {'non-empty ' if required else ''}text")
+    return value
+
+
+def _int_list(data: Mapping[str, Any], key: str, source: str, *, length: int, low: int, high: int) -> list[int]:
+    value = data.get(key)
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != length
+        or not all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
+    ):
+        raise ModelFileError(
+            f"{source}: model card field {key!r} must be {length} whole numbers in {low}–{high} (got {value!r:.80})"
+        )
+    return list(value)
+
+
+def _float_list(data: Mapping[str, Any], key: str, source: str, *, length: int) -> list[float]:
+    value = data.get(key)
+    if not isinstance(value, (list, tuple)) or len(value) != length or not all(_finite(v) for v in value):
+        raise ModelFileError(
+            f"{source}: model card normalization {key!r} must be {length} finite number(s), one "
+            f"per channel (got {value!r:.80})"
+        )
+    return [float(v) for v in value]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,23 +66,11 @@ class TrainConfig:
     data_root: str | None = None  # None: $EDGECNN_DATA, else the user cache dir
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be ≥ 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be ≥ 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0 (got {self.lr})")
+        problems = check_fields(self)
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
         if self.device not in DEVICES:
             problems.append(f"device must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        if self.limit_train is not None and self.limit_train < 1:
-            problems.append(f"limit_train must be ≥ 1 (got {self.limit_train})")
-        if self.image_size < 8:
-            problems.append(f"image_size must be ≥ 8 (got {self.image_size})")
-        if not 0.0 < self.test_fraction < 1.0:
-            problems.append(f"test_fraction must be between 0 and 1 (got {self.test_fraction})")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -107,8 +96,6 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         problems = _quantization_problems(self, "quantize", self.quantize)
-        if not 13 <= self.opset <= 23:
-            problems.append(f"opset must be between 13 and 23 (got {self.opset})")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -142,18 +129,13 @@ class QuantizeConfig:
 def _quantization_problems(config: Any, mode_name: str, mode: str) -> list[str]:
     from edgecnn.export.modes import quantize_choices  # torch- and onnx-free: the mode registry only
 
-    problems = []
+    problems = check_fields(config)
     if mode not in quantize_choices():
         problems.append(f"{mode_name} must be one of {', '.join(quantize_choices())} (got {mode!r})")
     if config.calibration_method not in CALIBRATION_METHODS:
         problems.append(
             f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {config.calibration_method!r})"
         )
-    for name in ("calibration_samples", "parity_samples", "latency_iters"):
-        if getattr(config, name) < 1:
-            problems.append(f"{name} must be ≥ 1 (got {getattr(config, name)})")
-    if config.min_weight_elements < 0 or not 0 <= config.max_accuracy_drop <= 100:
-        problems.append("min_weight_elements must be ≥ 0 and max_accuracy_drop within 0–100")
     return problems
 
 
@@ -173,21 +155,67 @@ class BenchConfig:
     #   input's dims after the batch axis (e.g. 3,224,224); edgecnn models know their own
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.shape is not None and (not self.shape or any(d < 1 for d in self.shape)):
-            problems.append(f"shape must be sizes ≥ 1 (got {self.shape})")
+        problems = check_fields(self)
         if self.provider not in PROVIDERS:
             problems.append(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            problems.append(f"batch sizes must be whole numbers ≥ 1 (got {self.batch_sizes})")
-        if self.threads is not None and self.threads < 1:
-            problems.append(f"threads must be ≥ 1 (got {self.threads})")
-        if self.warmup < 0 or self.iters < 1 or self.cold_runs < 0:
-            problems.append("warmup and cold_runs must be ≥ 0 and iters ≥ 1")
-        if self.duration is not None and not self.duration > 0:
-            problems.append(f"duration must be > 0 seconds (got {self.duration})")
+        if self.shape is not None and not self.shape:
+            problems.append("shape needs at least one size")
         if problems:
             raise ConfigError("; ".join(problems))
+
+
+# Ranges of every numeric field, by name: finite numbers, whole where the field is an int. The upper
+# bounds are far beyond any real use and stop a typo (or a hostile config) before it allocates or loops.
+RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 100_000),
+    "batch_size": (1, 65_536),
+    "lr": (1e-12, 10.0),
+    "momentum": (0.0, 0.999999),
+    "weight_decay": (0.0, 1.0),
+    "seed": (0, 2**63 - 1),
+    "limit_train": (1, 10**9),
+    "image_size": (8, 4096),
+    "test_fraction": (1e-6, 1 - 1e-6),
+    "opset": (13, 23),
+    "min_weight_elements": (0, 2**40),
+    "calibration_samples": (1, 10**6),
+    "max_accuracy_drop": (0.0, 100.0),
+    "parity_samples": (1, 10**7),
+    "latency_iters": (1, 10**6),
+    "batch_sizes": (1, 4096),
+    "threads": (1, 1024),
+    "warmup": (0, 10**6),
+    "iters": (1, 10**7),
+    "duration": (1e-3, 86_400.0),
+    "cold_runs": (0, 1000),
+    "shape": (1, 8192),
+    "mean": (-1e6, 1e6),
+    "std": (1e-9, 1e6),
+}
+
+
+def check_fields(config: Any) -> list[str]:
+    """Type and range of every numeric field (and tuple of numbers) of a config dataclass."""
+    problems = []
+    for field in dataclasses.fields(config):
+        value, kind = getattr(config, field.name), str(field.type)
+        if value is None and "None" in kind:
+            continue
+        whole = "int" in kind.split(" | ")[0]
+        values = value if kind.startswith("tuple[") and isinstance(value, tuple) else (value,)
+        if field.name in RANGES and not all(_in_range(v, whole, *RANGES[field.name]) for v in values):
+            low, high = RANGES[field.name]
+            problems.append(
+                f"{field.name} must be {'whole numbers' if whole else 'finite numbers'} in "
+                f"{low:g}–{high:g} (got {value!r:.60})"
+            )
+    return problems
+
+
+def _in_range(value: Any, whole: bool, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        return False
+    return math.isfinite(value) and low <= value <= high
 
 
 C = TypeVar("C")

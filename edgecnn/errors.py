@@ -8,6 +8,7 @@
     ├── DataError                a dataset is missing, unreadable or malformed          (.path)
     ├── ModelFileError           a checkpoint or model file is missing, corrupt or not ours (.path)
     ├── DeviceError              a requested torch device (e.g. cuda) is not available
+    ├── TrainingError            training diverged (a NaN or infinite loss); the last good epoch is kept
     ├── ExportError              torch → ONNX conversion or its checks failed
     ├── ParityError              the exported model disagrees with torch beyond the gates (.report)
     ├── ProviderError            an onnxruntime execution provider is unavailable or failed
@@ -34,6 +35,7 @@ __all__ = [
     "DataError",
     "ModelFileError",
     "DeviceError",
+    "TrainingError",
     "ExportError",
     "ParityError",
     "ProviderError",
@@ -92,6 +94,10 @@ class ModelFileError(_PathError):
 
 class DeviceError(EdgeCNNError):
     """A requested torch device is not available on this machine."""
+
+
+class TrainingError(EdgeCNNError):
+    """Training went wrong in a way a setting caused (a NaN or infinite loss); the message says which."""
 
 
 class ExportError(EdgeCNNError):

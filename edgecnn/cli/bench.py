@@ -11,6 +11,7 @@ from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json
 from edgecnn.cli.requires import require
 from edgecnn.config import PROVIDERS, BenchConfig
+from edgecnn.files import check_writable, write_json
 
 __all__ = ["bench"]
 
@@ -37,11 +38,14 @@ def bench(
     models: tuple[str, ...], torch_checkpoint: str | None, json_path: str | None, plot_path: str | None, **options: Any
 ) -> None:
     """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory."""
+    if json_path and json_path != "-":  # checked before minutes of measuring, not after
+        check_writable(json_path, what="--json")
+    if plot_path:
+        check_writable(plot_path, what="--plot")
     from edgecnn.bench import format_report, run_bench
-    from edgecnn.files import write_json
 
     config = config_from_options(BenchConfig, options)
-    if plot_path:  # checked before minutes of measuring, not after
+    if plot_path:
         require("plot", "edgecnn bench --plot")
     if torch_checkpoint:
         require("train", "edgecnn bench --torch")

@@ -6,12 +6,14 @@ from typing import Any
 
 import click
 
+from edgecnn.cli.info import report_line
 from edgecnn.cli.options import config_from_options, config_options
-from edgecnn.cli.output import print_json, show_export_report
+from edgecnn.cli.output import print_json, show_export_report, warn
 from edgecnn.cli.requires import require
 from edgecnn.config import CALIBRATION_METHODS, ExportConfig
 from edgecnn.errors import ConfigError
 from edgecnn.export.modes import quantize_choices
+from edgecnn.files import check_writable, report_path, report_status
 
 __all__ = ["export_command", "verify"]
 
@@ -47,6 +49,8 @@ def export_command(checkpoint: str, out: str, as_json: bool, **options: Any) -> 
             f"{checkpoint} is already ONNX: `edgecnn export` takes a training checkpoint; to "
             f"quantize an fp32 .onnx use `edgecnn quantize {checkpoint} --out OUT.onnx --mode MODE`"
         )
+    check_writable(out, what="--out")  # before the export's minutes, as is the report card beside it
+    check_writable(report_path(out), what="--out's report card")
     require("train", "edgecnn export")
     from edgecnn.export.job import export_checkpoint
 
@@ -76,6 +80,9 @@ def verify(
     report = verify_export(
         checkpoint, model, parity_samples=parity_samples, max_accuracy_drop=max_accuracy_drop, data_root=data_root
     )
+    card = report_status(model)
+    if card is not None and card["matches"] is False:  # the gate passed; the card beside it is stale
+        warn(f"{report_line(card).split(maxsplit=1)[1]}")
     if as_json:
         print_json(report.to_dict())
         return

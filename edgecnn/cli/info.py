@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,37 +19,46 @@ __all__ = ["info"]
 def info(model: str, as_json: bool) -> None:
     """Show what MODEL.onnx holds: inputs, outputs, opsets and op counts; for an edgecnn model also its card
     (arch, classes, normalization, data, metrics, lineage), default framing, quantization and parity."""
+    from edgecnn.files import report_status
     from edgecnn.runtime.graphinfo import read_graph_info
-    from edgecnn.runtime.metadata import PREFIX, decode
+    from edgecnn.runtime.metadata import PREFIX, decode, metadata_props
     from edgecnn.runtime.session import open_session
 
     graph = read_graph_info(model)
     session = open_session(model)  # onnxruntime must load it too: info on a file it refuses would mislead
-    meta = decode(graph.metadata, source=model) if PREFIX + "schema" in graph.metadata else None
+    props = metadata_props(session, source=model)  # onnxruntime's view: bytes that are not UTF-8 are refused
+    meta = decode(props, source=model) if PREFIX + "schema" in props else None
     data = {
         "file": model,
         "size_bytes": os.path.getsize(model),
         "graph": graph.to_dict(),
         "session_providers": session.get_providers(),
         "edgecnn": _edgecnn(meta),
+        "report": report_status(model),
     }
     if meta is not None:
         data["input"] = meta.input.to_dict()  # the graph input as edgecnn feeds it
     if as_json:
         print_json(data)
         return
-    click.echo(
-        "\n".join(
-            _graph_lines(model, data["size_bytes"], graph)
-            + (
-                _card_lines(meta)
-                if meta
-                else [
-                    "edgecnn          no edgecnn metadata: `edgecnn predict` / Predictor need --classes, --mean, --std"
-                ]
-            )
-        )
+    card = (
+        _card_lines(meta)
+        if meta
+        else ["edgecnn          no edgecnn metadata: `edgecnn predict` / Predictor need --classes, --mean, --std"]
     )
+    click.echo("\n".join(_graph_lines(model, data["size_bytes"], graph) + card + [report_line(data["report"])]))
+
+
+def report_line(report: dict[str, Any] | None) -> str:
+    """One line: does MODEL.report.json beside the model describe this very file?"""
+    if report is None:
+        return "report          none beside it"
+    name = Path(report["path"]).name
+    if report["matches"] is None:
+        return f"report          {name} records no model_sha256 (an older edgecnn's, or unreadable): cannot tell"
+    if report["matches"]:
+        return f"report          {name} describes this file"
+    return f"report          {name} describes ANOTHER file (sha256 {report['recorded_sha256'][:12]}…); re-export"
 
 
 def _edgecnn(meta: Any) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from edgecnn.cli.output import show_export_report
 from edgecnn.cli.requires import require
 from edgecnn.config import CALIBRATION_METHODS, INPUT_LAYOUTS, QuantizeConfig
 from edgecnn.export.modes import quantize_choices
+from edgecnn.files import check_writable, report_path
 
 __all__ = ["quantize"]
 
@@ -44,6 +45,8 @@ QUANTIZE_HELP = {
 @click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
 def quantize(model: str, out: str, as_json: bool, **options: Any) -> None:
     """Quantize an fp32 MODEL.onnx (any exporter's) and prove parity with it on real labelled images."""
+    check_writable(out, what="--out")  # before the candidates are built and measured, as is the report card
+    check_writable(report_path(out), what="--out's report card")
     require("quantize", "edgecnn quantize")
     from edgecnn.export.requantize import quantize_onnx
 

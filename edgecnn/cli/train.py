@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from edgecnn.cli.options import config_from_options, config_options, convert_opt
 from edgecnn.cli.output import print_json
 from edgecnn.cli.requires import require
 from edgecnn.config import DEVICES, OPTIMIZERS, TrainConfig
-from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME
+from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME, check_writable
 
 __all__ = ["archs", "train"]
 
@@ -71,6 +72,7 @@ def archs(as_json: bool) -> None:
 @click.pass_context
 def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **options: Any) -> None:
     """Train a registered net and write checkpoint.pt, metrics.json, curves.png and confusion.png."""
+    check_writable(out_dir, directory=True, what="--out")  # before minutes of training, not after
     require("train", "edgecnn train")
     from edgecnn.training import loop
 
@@ -86,9 +88,13 @@ def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **optio
     try:
         result = loop.fit(config, out_dir, resume=resume, progress=sys.stderr.isatty())
     except KeyboardInterrupt:
-        click.echo(
-            f"edgecnn: interrupted; the last finished epoch is saved in {out_dir}; continue with --resume", err=True
+        saved = (Path(out_dir) / CHECKPOINT_NAME).is_file()
+        hint = (
+            f"the last finished epoch is saved in {out_dir}; continue with --resume"
+            if saved
+            else "no epoch had finished, so nothing was saved; run the command again to start over"
         )
+        click.echo(f"edgecnn: interrupted; {hint}", err=True)
         ctx.exit(130)
     if as_json:
         print_json(result.summary())

@@ -2,24 +2,27 @@
 
 The model reaches ``out`` through an atomic rename only once every check has passed, so a failed gate, an
 error or Ctrl-C leaves nothing at ``out`` (an older file there stays as it was); ``MODEL.report.json``
-follows it.
+follows it and records the model's SHA-256, so a card an earlier export left (a kill between the two
+writes) shows as describing another file. Work happens in ``edgecnn-export-PID-*`` in the temp folder;
+a SIGKILLed run's folder is removed by the next export or quantize.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
 
+from edgecnn.card import ModelCard
 from edgecnn.config import ExportConfig
+from edgecnn.errors import ModelFileError
 from edgecnn.export.gates import ParityReport, gates_for
 from edgecnn.export.modes import get_mode
 from edgecnn.export.parity import check_parity
-from edgecnn.export.pipeline import Inputs, build_candidates, calibration_indices, pick, write
+from edgecnn.export.pipeline import Inputs, build_candidates, calibration_indices, gating_output, pick, write
 from edgecnn.export.report import ExportReport
 from edgecnn.export.to_onnx import BakedPreprocessing, export_onnx
-from edgecnn.files import report_path, write_json
+from edgecnn.files import check_writable, report_path, work_dir, write_json
 from edgecnn.runtime.metadata import InputSpec, read_metadata
 from edgecnn.runtime.session import open_session
 from edgecnn.training.checkpoint import Checkpoint, load_checkpoint
@@ -30,12 +33,12 @@ __all__ = ["export_checkpoint", "verify_export", "calibration_indices"]
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportConfig) -> ExportReport:
     """Export, quantize, verify; write ``out`` and its report card; return the report card."""
-    out = Path(out)
+    out = check_writable(out, what="out")
+    check_writable(report_path(out), what="report")
     saved = load_checkpoint(checkpoint)
     model = saved.build_model()
     inputs = _inputs(saved, config)
-    with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as tmp:
-        work = Path(tmp)
+    with work_dir("export") as work:
         norm = saved.card.normalization
         graph = BakedPreprocessing(model, norm.mean, norm.std) if inputs.spec.baked else model
         fp32 = export_onnx(
@@ -47,16 +50,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportCon
         )
         candidates = build_candidates(inputs, fp32, work)
         choice = pick(inputs, candidates)
-        parity = check_parity(
-            model,
-            choice.candidate.path,
-            inputs.images,
-            inputs.labels,
-            spec=inputs.spec,
-            mean=norm.mean,
-            std=norm.std,
-            gates=gates_for(get_mode(choice.mode).exact, config.max_accuracy_drop),
-        )
+        with gating_output(out, choice.mode):
+            parity = check_parity(
+                model,
+                choice.candidate.path,
+                inputs.images,
+                inputs.labels,
+                spec=inputs.spec,
+                mean=norm.mean,
+                std=norm.std,
+                gates=gates_for(get_mode(choice.mode).exact, config.max_accuracy_drop),
+            )
         report = write(inputs, out, fp32, choice, parity, opset=config.opset)
     write_json(report_path(out), report.to_dict())  # after the model: a crash between leaves a verified model
     return report
@@ -89,6 +93,7 @@ def verify_export(
     The gates follow the model's own metadata: its mode's, with the budget it was exported under."""
     saved = load_checkpoint(checkpoint)
     meta = read_metadata(open_session(model_path), source=str(model_path))
+    _check_same_model(saved.card, meta.card, checkpoint, model_path)
     data = load_dataset_for(saved.config, data_root)
     stored = meta.parity.get("gates", {}).get("max_accuracy_drop_pp", ExportConfig.max_accuracy_drop)
     budget = max_accuracy_drop if max_accuracy_drop is not None else stored
@@ -103,3 +108,16 @@ def verify_export(
         std=norm.std,
         gates=gates_for(get_mode(str(meta.quantization.get("mode"))).exact, budget),
     )
+
+
+def _check_same_model(saved: ModelCard, exported: ModelCard, checkpoint: str | Path, model_path: str | Path) -> None:
+    """verify compares a model with ITS checkpoint: a mismatched pair is named, not run into a raw error."""
+    fields = ("arch", "class_names", "input_shape", "normalization")
+    differ = [f for f in fields if getattr(saved, f) != getattr(exported, f)]
+    if differ:
+        raise ModelFileError(
+            f"{model_path} was not exported from {checkpoint}: their {', '.join(differ)} differ "
+            f"({saved.arch} {'×'.join(map(str, saved.input_shape))} vs {exported.arch} "
+            f"{'×'.join(map(str, exported.input_shape))})",
+            path=model_path,
+        )

@@ -7,8 +7,10 @@ numpy, onnx, onnxruntime; no torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import numpy as np
 import onnx
 
 from edgecnn.card import ModelCard
+from edgecnn.errors import ParityError
 from edgecnn.export.auto import AutoDecision, choose_fastest
 from edgecnn.export.gates import ParityReport, gates_for
 from edgecnn.export.graphs import write_metadata
@@ -27,7 +30,16 @@ from edgecnn.runtime.metadata import InputSpec, ModelMetadata, read_metadata
 from edgecnn.runtime.preprocess import to_graph_input
 from edgecnn.runtime.session import open_session
 
-__all__ = ["Inputs", "Candidate", "Choice", "calibration_indices", "build_candidates", "pick", "write"]
+__all__ = [
+    "Inputs",
+    "Candidate",
+    "Choice",
+    "calibration_indices",
+    "build_candidates",
+    "pick",
+    "gating_output",
+    "write",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,24 @@ def pick(inputs: Inputs, candidates: dict[str, Candidate]) -> Choice:
         gates={name: gates_for(get_mode(name).exact, drop) for name in candidates},
     )
     return Choice(decision.chosen, candidates[decision.chosen], decision)
+
+
+@contextlib.contextmanager
+def gating_output(out: Path, mode: str) -> Iterator[None]:
+    """Re-raise a failed gate naming the user's ``out`` and the mode: the candidate file the gate read
+    lives in a temporary folder that is gone by the time anyone reads the message."""
+    try:
+        yield
+    except ParityError as exc:
+        report = exc.report
+        if report is None or not report.failures:  # the model did not run: its own message says why
+            raise ParityError(f"{out} not written: {mode}: {exc}", report=report) from exc
+        reference = "the fp32 file" if report.reference == "fp32 onnx" else report.reference
+        raise ParityError(
+            f"{out} not written: {mode} disagrees with {reference} on {report.samples} test images: "
+            + "; ".join(report.failures),
+            report=report,
+        ) from exc
 
 
 def write(inputs: Inputs, out: Path, fp32: Path, choice: Choice, parity: ParityReport, *, opset: int) -> ExportReport:

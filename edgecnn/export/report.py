@@ -15,6 +15,7 @@ from edgecnn.config import REPORT_BATCH_SIZES
 from edgecnn.export.auto import AutoDecision
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import compute_op_counts, op_counts
+from edgecnn.files import file_sha256
 from edgecnn.runtime.metadata import InputSpec
 
 __all__ = ["ExportReport", "measure_report"]
@@ -33,6 +34,7 @@ class ExportReport:
     ops_after: dict[str, int]
     quantized_ops: dict[str, dict[str, int]]  # per op family: {"quantized": n, "of": nodes in fp32}
     size_bytes: dict[str, int]  # fp32, exported
+    model_sha256: str  # of the file at `model` this card describes: a card left beside another file shows it
     accuracy: dict[str, Any]  # fp32 (torch), exported (worst batch size), delta_pp, samples, at training
     latency_ms_p50: dict[str, dict[str, float]]  # fp32, exported → batch size → p50 ms
     parity: ParityReport
@@ -62,6 +64,7 @@ class ExportReport:
             "quantized_ops": self.quantized_ops,
             "size_bytes": self.size_bytes,
             "size_ratio": self.size_ratio,
+            "model_sha256": self.model_sha256,
             "accuracy": self.accuracy,
             "latency_ms_p50": self.latency_ms_p50,
             "speedup": self.speedup,
@@ -104,5 +107,6 @@ def measure_report(
             for family, entry in compute_op_counts(after).items()
         },
         "size_bytes": {"fp32": fp32.stat().st_size, "exported": final.stat().st_size},
+        "model_sha256": file_sha256(final),  # the bytes the rename puts at `model`
         "latency_ms_p50": latency,
     }

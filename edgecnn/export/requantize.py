@@ -9,7 +9,6 @@ onnx and onnxruntime, no torch.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,9 @@ from edgecnn.errors import ConfigError, ModelFileError, ParityError, describe
 from edgecnn.export.gates import ParityReport, compare_logits, gates_for, onnx_logits
 from edgecnn.export.labelled import load_labelled
 from edgecnn.export.modes import get_mode
-from edgecnn.export.pipeline import Inputs, build_candidates, pick, write
+from edgecnn.export.pipeline import Inputs, build_candidates, gating_output, pick, write
 from edgecnn.export.report import ExportReport
-from edgecnn.files import report_path, write_json
+from edgecnn.files import check_writable, report_path, work_dir, write_json
 from edgecnn.runtime.foreign import ForeignSpec, metadata_for
 from edgecnn.runtime.graphinfo import read_graph_info
 from edgecnn.runtime.metadata import ModelMetadata
@@ -34,7 +33,8 @@ _REFERENCE = "fp32 onnx"
 
 def quantize_onnx(model: str | Path, out: str | Path, config: QuantizeConfig) -> ExportReport:
     """Quantize ``model`` into ``out`` (and ``OUT.report.json``); raise ParityError if no variant passes."""
-    src, out = Path(model), Path(out)
+    src, out = Path(model), check_writable(out, what="out")
+    check_writable(report_path(out), what="report")
     meta = _source_metadata(src, config)
     source = config.calibration or meta.card.dataset
     if not source:
@@ -55,12 +55,13 @@ def quantize_onnx(model: str | Path, out: str | Path, config: QuantizeConfig) ->
         train_labels=data.train_labels,
         dataset=data.name,
     )
-    with tempfile.TemporaryDirectory(prefix="edgecnn-quantize-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
+    with work_dir("quantize") as work:
+        fp32 = work / "fp32.onnx"
         _single_file_copy(src, fp32)
-        candidates = build_candidates(inputs, fp32, Path(tmp))
+        candidates = build_candidates(inputs, fp32, work)
         choice = pick(inputs, candidates)
-        parity = _gate(fp32, choice.candidate.path, inputs, choice.mode)
+        with gating_output(out, choice.mode):
+            parity = _gate(fp32, choice.candidate.path, inputs, choice.mode)
         report = write(inputs, out, fp32, choice, parity, opset=read_graph_info(src).opsets.get("ai.onnx", 0))
     write_json(report_path(out), report.to_dict())
     return report

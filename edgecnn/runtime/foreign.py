@@ -15,9 +15,9 @@ from typing import Any
 from edgecnn.card import Lineage, ModelCard, Normalization
 from edgecnn.config import INPUT_LAYOUTS
 from edgecnn.errors import ConfigError, ModelFileError
-from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, read_metadata
+from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, metadata_props, read_metadata
 
-__all__ = ["LAYOUTS", "ForeignSpec", "metadata_for"]
+__all__ = ["LAYOUTS", "ForeignSpec", "metadata_for", "check_against_graph"]
 
 LAYOUTS = INPUT_LAYOUTS
 _ARGUMENTS = (
@@ -40,19 +40,19 @@ class ForeignSpec:
 
 def metadata_for(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
     """The file's own edgecnn metadata, or the caller's description of a model that has none."""
-    if PREFIX + "schema" in session.get_modelmeta().custom_metadata_map:
+    if PREFIX + "schema" in metadata_props(session, source=str(path)):
         if foreign.given:
             raise ConfigError(
                 f"{path} carries its own edgecnn metadata; classes=, mean=, std= and layout= are for models without it"
             )
-        return read_metadata(session, source=str(path))
+        return check_against_graph(session, path, read_metadata(session, source=str(path)))
     if foreign.classes is None or foreign.mean is None or foreign.std is None:
         raise ModelFileError(
             f"{path} has no edgecnn metadata: pass {_ARGUMENTS} to describe its input, or export "
             "it with `edgecnn export`",
             path=path,
         )
-    return _describe(session, path, foreign)
+    return check_against_graph(session, path, _describe(session, path, foreign))
 
 
 def _describe(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
@@ -78,7 +78,7 @@ def _describe(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
         )
     _check_classes(session, path, foreign.classes)
     card = ModelCard(
-        arch=session.get_modelmeta().graph_name or path.stem,
+        arch=path.stem,
         class_names=tuple(foreign.classes),
         input_shape=(dims[0], dims[1], dims[2]),
         normalization=Normalization(tuple(foreign.mean), tuple(foreign.std)),
@@ -95,3 +95,47 @@ def _check_classes(session: Any, path: Path, classes: Sequence[str]) -> None:
         raise ConfigError(f"classes needs at least 2 names (got {len(classes)})")
     if isinstance(width, int) and width != len(classes):
         raise ConfigError(f"{path} outputs {width} scores per image but {len(classes)} class names were given")
+
+
+_GRAPH_TYPES = {False: "tensor(float)", True: "tensor(uint8)"}  # by InputSpec.baked
+
+
+def check_against_graph(session: Any, path: Path, meta: ModelMetadata) -> ModelMetadata:
+    """What the metadata says must be what the graph takes and gives: one image input of its name, dtype
+    and shape, a first output of one score per class. A model that loads is a model that runs."""
+    spec, inputs, outputs = meta.input, session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelFileError(
+            f"{path}: its graph takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+            "an image classifier takes one",
+            path=path,
+        )
+    (graph_input,) = inputs
+    expected = ["N", *spec.graph_shape]
+    dims = list(graph_input.shape or [])
+    if (
+        graph_input.name != spec.name
+        or graph_input.type != _GRAPH_TYPES[spec.baked]
+        or len(dims) != len(expected)
+        or any(isinstance(d, int) and d != e for d, e in zip(dims[1:], expected[1:], strict=True))
+    ):
+        raise ModelFileError(
+            f"{path}: its metadata describes input {spec.name!r} {_GRAPH_TYPES[spec.baked]} "
+            f"{expected}, the graph has {graph_input.name!r} {graph_input.type} {dims}",
+            path=path,
+        )
+    scores = outputs[0] if outputs else None
+    width = scores.shape[-1] if scores is not None and scores.shape else None
+    classes = len(meta.card.class_names)
+    if (
+        scores is None
+        or scores.type != "tensor(float)"
+        or len(scores.shape or []) != 2
+        or (isinstance(width, int) and width != classes)
+    ):
+        raise ModelFileError(
+            f"{path}: its metadata names {classes} classes, but the graph's first output is "
+            f"{getattr(scores, 'type', 'missing')} {getattr(scores, 'shape', '')}",
+            path=path,
+        )
+    return meta

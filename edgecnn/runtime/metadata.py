@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecnn.card import ModelCard
-from edgecnn.errors import ModelFileError
+from edgecnn.errors import ModelFileError, describe
 
-__all__ = ["SCHEMA", "InputSpec", "ModelMetadata", "encode", "decode", "read_metadata"]
+__all__ = ["SCHEMA", "InputSpec", "ModelMetadata", "encode", "decode", "read_metadata", "metadata_props"]
 
 SCHEMA = "2"
 PREFIX = "edgecnn."
@@ -104,41 +104,74 @@ def encode(meta: ModelMetadata) -> dict[str, str]:
 
 
 def decode(props: Mapping[str, str], *, source: str = "model") -> ModelMetadata:
-    """``{key: string}`` (e.g. ``InferenceSession.get_modelmeta().custom_metadata_map``) → metadata."""
+    """``{key: string}`` (e.g. ``InferenceSession.get_modelmeta().custom_metadata_map``) → metadata, every
+    key checked: a missing key, broken JSON or a value of the wrong type is a ModelFileError naming it."""
     if PREFIX + "schema" not in props:
         raise ModelFileError(f"{source} has no edgecnn metadata; export it with `edgecnn export`", path=source)
     if props[PREFIX + "schema"] != SCHEMA:
         raise ModelFileError(
-            f"{source} uses edgecnn metadata schema {props[PREFIX + 'schema']!r}; this edgecnn "
-            f"reads schema {SCHEMA!r}: export the model again",
+            f"{source} uses edgecnn metadata schema {props[PREFIX + 'schema']!r:.40}; this "
+            f"edgecnn reads schema {SCHEMA!r}: export the model again",
             path=source,
         )
+    values = {
+        key: _value(props, key, source)
+        for key in (*_CARD_TEXT, *_CARD_JSON, "input", "quantization", "parity", "version")
+    }
+    spec = values["input"]
+    if not isinstance(spec, Mapping):
+        raise ModelFileError(f"{source}: edgecnn.input must be a JSON object", path=source)
+    card = ModelCard.from_dict(
+        {**{k: values[k] for k in (*_CARD_TEXT, *_CARD_JSON)}, "input_shape": spec.get("shape")}, source=source
+    )
+    for key in ("quantization", "parity"):
+        if not isinstance(values[key], Mapping):
+            raise ModelFileError(f"{source}: edgecnn.{key} must be a JSON object", path=source)
+    return ModelMetadata(
+        card=card,
+        input=_input_spec(spec, card, source),
+        quantization=values["quantization"],
+        parity=values["parity"],
+        version=str(values["version"]),
+    )
+
+
+def _value(props: Mapping[str, str], key: str, source: str) -> Any:
+    if PREFIX + key not in props:
+        raise ModelFileError(f"{source}: its edgecnn metadata lacks {PREFIX + key}", path=source)
+    raw = props[PREFIX + key]
+    if key in _CARD_TEXT or key == "version":
+        return raw
     try:
-        get = lambda key: props[PREFIX + key]  # noqa: E731
-        spec = json.loads(get("input"))
-        card = {
-            **{k: get(k) for k in _CARD_TEXT},
-            **{k: json.loads(get(k)) for k in _CARD_JSON},
-            "input_shape": spec["shape"],
-        }
-        return ModelMetadata(
-            card=ModelCard.from_dict(card, source=source),
-            input=InputSpec(
-                shape=tuple(int(v) for v in spec["shape"]),
-                baked=bool(spec["baked"]),  # type: ignore[arg-type]
-                name=str(spec["name"]),
-                channels_last=not spec["baked"] and spec.get("layout") == "NHWC",
-            ),
-            quantization=json.loads(get("quantization")),
-            parity=json.loads(get("parity")),
-            version=get("version"),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, and RecursionError's cousins for absurd nesting
+        raise ModelFileError(f"{source}: {PREFIX + key} is not valid JSON ({describe(exc)})", path=source) from exc
+    except RecursionError as exc:
+        raise ModelFileError(f"{source}: {PREFIX + key} nests too deeply to be ours", path=source) from exc
+
+
+def _input_spec(spec: Mapping[str, Any], card: ModelCard, source: str) -> InputSpec:
+    name, baked, layout = spec.get("name"), spec.get("baked"), spec.get("layout")
+    if not isinstance(name, str) or not name or not isinstance(baked, bool):
+        raise ModelFileError(f"{source}: edgecnn.input needs a text 'name' and a true/false 'baked'", path=source)
+    parsed = InputSpec(shape=card.input_shape, baked=baked, name=name, channels_last=not baked and layout == "NHWC")
+    if layout != parsed.layout:
         raise ModelFileError(
-            f"{source} has malformed edgecnn metadata ({type(exc).__name__}: {exc})", path=source
-        ) from exc
+            f"{source}: edgecnn.input layout {layout!r:.20} does not fit its shape and baked flag "
+            f"(expected {parsed.layout})",
+            path=source,
+        )
+    return parsed
 
 
 def read_metadata(session: Any, *, source: str = "model") -> ModelMetadata:
-    """The metadata of an ``onnxruntime.InferenceSession``'s model."""
-    return decode(dict(session.get_modelmeta().custom_metadata_map), source=source)
+    """The metadata of an ``onnxruntime.InferenceSession``'s model (bytes that are not UTF-8 included)."""
+    return decode(metadata_props(session, source=source), source=source)
+
+
+def metadata_props(session: Any, *, source: str = "model") -> dict[str, str]:
+    """The model's ``metadata_props``; onnxruntime raises UnicodeDecodeError on bytes that are not UTF-8."""
+    try:
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except (UnicodeDecodeError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{source}: its metadata is not valid UTF-8 text ({describe(exc)})", path=source) from exc

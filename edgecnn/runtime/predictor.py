@@ -123,11 +123,26 @@ class Predictor:
         elif self._dtype is np.float32 and not np.isfinite(x).all():
             raise InputError("input contains NaN or infinite values")
         try:
-            return self._session.run(self._outputs, {self._input_name: x})[0]
+            scores = self._session.run(self._outputs, {self._input_name: x})[0]
         except ORT_ERRORS as exc:
             raise ProviderError(
                 f"onnxruntime failed to run {self.path.name} on {self.provider}: {describe(exc)}"
             ) from exc
+        if scores.shape != (len(x), len(self.classes)) or not np.isfinite(scores).all():
+            self._refuse_scores(scores, len(x))
+        return scores
+
+    def _refuse_scores(self, scores: np.ndarray, batch: int) -> None:
+        what = (
+            f"scores of shape {scores.shape}"
+            if scores.shape != (batch, len(self.classes))
+            else "NaN or infinite scores"
+        )
+        raise ModelFileError(
+            f"{self.path.name} returned {what} for a batch of {batch} (expected finite "
+            f"{batch}×{len(self.classes)}): the model or its weights are broken",
+            path=self.path,
+        )
 
     def prepare(
         self, images: Any, *, invert: bool = True, fit: str | None = None, channel_order: str | None = None
@@ -160,7 +175,7 @@ class Predictor:
         channel_order: str | None = None,
     ) -> list[Prediction]:
         """One :class:`Prediction` per image, with the ``top_k`` most probable classes."""
-        if not 1 <= top_k <= len(self.classes):
+        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or not 1 <= top_k <= len(self.classes):
             raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
         probabilities = self.predict_proba(images, invert=invert, fit=fit, channel_order=channel_order)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.config import PROVIDERS
-from edgecnn.errors import ModelFileError, ProviderError, describe
+from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
 from edgecnn.runtime.install import require_onnxruntime
 
 __all__ = ["ORT_ERRORS", "ORT_PROVIDERS", "ProviderWarning", "open_session", "create_session", "physical_cores"]
@@ -112,6 +112,10 @@ def create_session(
     that really runs it."""
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024):
+        raise ConfigError(
+            f"threads must be a whole number from 1 to 1024, or None for onnxruntime's default (got {threads!r})"
+        )
     ort = require_onnxruntime()
     offered = "CUDAExecutionProvider" in ort.get_available_providers()
     wants_cuda = provider == "cuda" or (provider == "auto" and offered)

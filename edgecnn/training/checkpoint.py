@@ -25,7 +25,7 @@ from edgecnn.errors import ConfigError, ModelFileError, describe
 from edgecnn.files import atomic_path, checkpoint_path
 from edgecnn.training.architectures import create
 
-__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
+__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights", "capture_rng", "restore_rng"]
 
 FORMAT = "edgecnn-checkpoint-2"
 _LOAD_ERRORS = (
@@ -67,25 +67,31 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, state: Any, *, path: Path) -> Checkpoint:
+        """Every field checked: types, the config through TrainConfig's own validation, the card against
+        the config (same arch), the history against the epoch; the weights against the net in build_model."""
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             found = state.get("format") if isinstance(state, dict) else None
             hint = "; it was written by an older edgecnn: train it again" if str(found).startswith("edgecnn-") else ""
             raise ModelFileError(f"{path} is not an edgecnn checkpoint (expected format {FORMAT!r}){hint}", path=path)
+        missing = [k for k in _FIELDS if k not in state]
+        if missing:
+            raise ModelFileError(f"{path} lacks {', '.join(missing)}; was it written by edgecnn?", path=path)
+        card = ModelCard.from_dict(state["card"], source=str(path))
         try:
-            return cls(
-                card=ModelCard.from_dict(state["card"], source=str(path)),
-                config=config_from_dict(TrainConfig, state["config"]),
-                epoch=int(state["epoch"]),
-                step=int(state["step"]),
-                model_state=state["model_state"],
-                optimizer_state=state["optimizer_state"],
-                rng=state["rng"],
-                history=tuple(state["history"]),
-            )
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            raise ModelFileError(
-                f"{path} lacks or garbles {describe(exc)}; was it written by edgecnn?", path=path
-            ) from exc
+            config = config_from_dict(TrainConfig, state["config"])
+        except (ConfigError, TypeError) as exc:
+            raise ModelFileError(f"{path}: its training config is invalid ({describe(exc)})", path=path) from exc
+        _check_fields(state, path, card, config)
+        return cls(
+            card=card,
+            config=config,
+            epoch=state["epoch"],
+            step=state["step"],
+            model_state=state["model_state"],
+            optimizer_state=state["optimizer_state"],
+            rng=state["rng"],
+            history=tuple(state["history"]),
+        )
 
     def build_model(self) -> nn.Module:
         """The trained net in eval mode, on the CPU, in standard (contiguous) memory layout."""
@@ -93,11 +99,54 @@ class Checkpoint:
         model = create(
             self.card.arch, num_classes=len(self.card.class_names), in_channels=channels, input_size=(height, width)
         )
-        try:
-            model.load_state_dict(self.model_state)
-        except RuntimeError as exc:
-            raise ModelFileError(f"checkpoint weights do not fit {self.card.arch}: {describe(exc)}") from exc
+        load_weights(model, self.model_state, what=f"checkpoint weights for {self.card.arch}")
         return model.eval()
+
+
+_FIELDS = ("card", "config", "epoch", "step", "model_state", "optimizer_state", "rng", "history")
+
+
+def _check_fields(state: dict[str, Any], path: Path, card: ModelCard, config: TrainConfig) -> None:
+    problems = []
+    if card.arch != config.arch:
+        problems.append(f"its card says arch {card.arch!r} but its config {config.arch!r}")
+    if not all(
+        isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0 for k in ("epoch", "step")
+    ):
+        problems.append("epoch and step must be whole numbers ≥ 0")
+    history = state["history"]
+    if (
+        not isinstance(history, (list, tuple))
+        or not all(isinstance(h, dict) for h in history)
+        or len(history) != state["epoch"]
+    ):
+        problems.append("its history must hold one record per finished epoch")
+    weights = state["model_state"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        problems.append("model_state must map parameter names to tensors")
+    if not isinstance(state["optimizer_state"], dict) or not isinstance(state["rng"], dict):
+        problems.append("optimizer_state and rng must be mappings")
+    if problems:
+        raise ModelFileError(f"{path} is malformed: {'; '.join(problems)}", path=path)
+
+
+def load_weights(module: nn.Module | torch.optim.Optimizer, state: Any, *, what: str) -> None:
+    """``load_state_dict`` whose every failure (missing or extra keys, shapes, types) is a ModelFileError,
+    and whose weights must be finite: a checkpoint never turns into a model that returns NaN."""
+    if isinstance(module, nn.Module) and isinstance(state, dict):
+        broken = [
+            k
+            for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+        ]
+        if broken:
+            raise ModelFileError(f"{what} hold NaN or infinite values ({', '.join(broken[:3])})")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{what} do not fit: {describe(exc)}") from exc
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
@@ -110,11 +159,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = checkpoint_path(path)
     if not path.is_file():
         raise ModelFileError(f"no checkpoint at {path}; train one with `edgecnn train --out DIR`", path=path)
+    _check_integrity(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except _LOAD_ERRORS as exc:
         raise ModelFileError(f"{path} is not a readable edgecnn checkpoint ({describe(exc)})", path=path) from exc
     return Checkpoint.from_dict(state, path=path)
+
+
+def _check_integrity(path: Path) -> None:
+    """torch.save writes a zip whose members carry CRC-32s that torch.load never checks: a flipped bit in
+    the weights would load as a different model. Check them first (reads the file once)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise ModelFileError(f"{path} is not a readable edgecnn checkpoint ({describe(exc)})", path=path) from exc
+    if bad is not None:
+        raise ModelFileError(f"{path} is corrupt: {bad} fails its checksum (a damaged copy or disk)", path=path)
 
 
 def capture_rng(shuffle: torch.Generator) -> dict[str, Any]:

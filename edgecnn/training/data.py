@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 BUILTIN_DATASETS = ("mnist", "fashion-mnist")
+# A dataset path comes from the user, or from a checkpoint (which anyone may have written): never walk these.
+_SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/etc", "/boot")
 
 
 # The tutorials' constants: the training sets' pixel mean and std.
@@ -87,6 +89,9 @@ def load_dataset(
             "of images with one sub-folder per class",
             path=path,
         )
+    resolved = path.resolve()
+    if resolved == Path("/") or any(resolved == Path(d) or Path(d) in resolved.parents for d in _SYSTEM_DIRS):
+        raise DataError(f"dataset {dataset!r} resolves to {resolved}, a system folder, not images", path=path)
     return _load_image_folder(path, image_size=image_size, test_fraction=test_fraction, seed=seed)
 
 

@@ -12,6 +12,7 @@ so ``resume`` continues exactly where an uninterrupted run would be.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Callable
@@ -27,10 +28,17 @@ from tqdm import tqdm
 from edgecnn import __version__
 from edgecnn.card import Lineage, ModelCard, config_hash
 from edgecnn.config import TrainConfig, config_to_dict
-from edgecnn.errors import ConfigError, DeviceError
+from edgecnn.errors import ConfigError, DeviceError, ModelFileError, TrainingError, describe
 from edgecnn.files import CHECKPOINT_NAME
 from edgecnn.training.architectures import create, get_arch
-from edgecnn.training.checkpoint import Checkpoint, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from edgecnn.training.checkpoint import (
+    Checkpoint,
+    capture_rng,
+    load_checkpoint,
+    load_weights,
+    restore_rng,
+    save_checkpoint,
+)
 from edgecnn.training.data import DatasetBundle, load_dataset_for
 from edgecnn.training.reports import write_reports
 
@@ -147,6 +155,12 @@ def _run_epoch(
     started = time.perf_counter()
     loss, acc = _train_epoch(run, *train, epoch=epoch, progress=progress, on_step=on_step)
     train_seconds = time.perf_counter() - started
+    if not math.isfinite(loss):
+        kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
+        raise TrainingError(
+            f"training diverged in epoch {epoch}: the loss became {loss} (lr {run.config.lr:g} is "
+            f"likely too high for {run.config.optimizer}); {kept}"
+        )
     test_loss, test_acc, confusion = evaluate(run.model, run.data, *test)
     run.history.append(
         {
@@ -184,9 +198,12 @@ def _start(config: TrainConfig, data: DatasetBundle | None) -> _Run:
 
 def _restore(run: _Run, saved: Checkpoint) -> None:
     _check_same_run(saved, run.config)
-    run.model.load_state_dict(saved.model_state)
-    run.optimizer.load_state_dict(saved.optimizer_state)
-    restore_rng(saved.rng, run.shuffle)
+    load_weights(run.model, saved.model_state, what=f"the checkpoint's weights for {saved.card.arch}")
+    load_weights(run.optimizer, saved.optimizer_state, what="the checkpoint's optimizer state")
+    try:
+        restore_rng(saved.rng, run.shuffle)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise ModelFileError(f"the checkpoint's RNG state cannot be restored ({describe(exc)})") from exc
     run.history, run.step = list(saved.history), saved.step
 
 

@@ -67,7 +67,7 @@ def test_duration_mode_stops_on_time():
 
 
 def test_bench_config_refuses_nonsense():
-    with pytest.raises(ConfigError, match="batch sizes"):
+    with pytest.raises(ConfigError, match="batch_sizes"):
         BenchConfig(batch_sizes=(0,))
     with pytest.raises(ConfigError, match="duration"):
         BenchConfig(duration=-1)

@@ -160,3 +160,33 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes(tmp_path):
     resumed = run_cli("train", "--out", str(out), "--resume", "--epochs", str(done + 1), "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert len(json.loads(resumed.stdout)["epochs"]) == done + 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--lr", "inf", "--out", "x"],
+        ["train", "--seed", str(2**70), "--out", "x"],
+        ["train", "--lr", "nan", "--out", "x"],
+        ["train", "--batch-size", "0", "--out", "x"],
+    ],
+)
+def test_out_of_range_numbers_are_one_line_exit_1(args, tmp_path):
+    line = _one_error_line(run_cli(*args, cwd=tmp_path))
+    assert args[1].lstrip("-").replace("-", "_") in line
+    assert not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_before_any_epoch_does_not_suggest_resume(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import edgecnn.training.loop as loop
+    from edgecnn.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "fit", interrupted)
+    result = CliRunner().invoke(main, ["train", "--arch", "tiny", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 130
+    assert "--resume" not in result.output and "nothing was saved" in result.output

@@ -279,3 +279,15 @@ def test_cli_export_verify_and_their_failures(checkpoints, tmp_path):
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
     usage = run_cli("export", str(ckpt), "--out", str(tmp_path / "z.onnx"), "--quantize", "int3")
     assert usage.returncode == 2 and usage.stdout == ""
+
+
+def test_verify_refuses_a_model_from_another_checkpoint(checkpoints, tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "m.onnx"
+    export_checkpoint(checkpoints("tiny"), out, ExportConfig(**QUICK))
+    with pytest.raises(ModelFileError, match="was not exported from"):
+        verify_export(checkpoints("fashion_bn"), out, parity_samples=100)
+    proc = run_cli("verify", str(checkpoints("fashion_bn")), str(out), "--parity-samples", "100")
+    assert proc.returncode == 1 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert "was not exported from" in proc.stderr

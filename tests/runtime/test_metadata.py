@@ -36,7 +36,7 @@ def test_card_round_trips_through_plain_data_and_markdown():
     assert ModelCard.from_dict(CARD.to_dict()) == CARD
     page = CARD.to_markdown()
     assert page.startswith("# fashion_bn on fashion-mnist") and "T-shirt/top" in page and "test_accuracy 0.8712" in page
-    with pytest.raises(ModelFileError, match="malformed model card"):
+    with pytest.raises(ModelFileError, match="input_shape.*3 whole numbers"):
         ModelCard.from_dict({**CARD.to_dict(), "input_shape": [28, 28]}, source="x")
 
 
@@ -57,9 +57,9 @@ def test_baked_input_layouts():
     [
         (lambda p: p.clear(), "no edgecnn metadata"),
         (lambda p: p.update({"edgecnn.schema": "99"}), "schema '99'"),
-        (lambda p: p.update({"edgecnn.normalization": "[]"}), "malformed"),
-        (lambda p: p.update({"edgecnn.input": "{not json"}), "malformed"),
-        (lambda p: p.pop("edgecnn.class_names"), "malformed"),
+        (lambda p: p.update({"edgecnn.normalization": "[]"}), "normalization.*mapping"),
+        (lambda p: p.update({"edgecnn.input": "{not json"}), "edgecnn.input is not valid JSON"),
+        (lambda p: p.pop("edgecnn.class_names"), "lacks edgecnn.class_names"),
     ],
 )
 def test_bad_metadata_is_a_model_file_error(mutate, message):

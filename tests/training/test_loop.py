@@ -184,3 +184,40 @@ def test_fashion_bn_one_epoch_reaches_85_percent(tmp_path, fashion):
     assert result.test_accuracy >= 0.85
     for name in REPORTS:
         assert (tmp_path / name).is_file()
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path, fashion, monkeypatch):
+    """A blow-up in epoch 2 (as a too-high learning rate makes one): the weights are made infinite mid-epoch."""
+    import edgecnn.training.loop as loop
+    from edgecnn.errors import TrainingError
+
+    start, runs = loop._start, []
+    monkeypatch.setattr(loop, "_start", lambda *args, **kwargs: runs.append(start(*args, **kwargs)) or runs[-1])
+
+    def poison(epoch, step):
+        if epoch == 2:
+            with torch.no_grad():
+                next(runs[-1].model.parameters()).fill_(float("inf"))
+
+    config = TrainConfig(arch="tiny", epochs=3, limit_train=300, seed=0, device="cpu")
+    with pytest.raises(TrainingError, match="diverged in epoch 2.*epoch 1 is kept"):
+        fit(config, tmp_path, data=fashion, on_step=poison)
+    assert load_checkpoint(tmp_path).epoch == 1  # the good epoch, not the poisoned one
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(lr=float("inf")),
+        dict(lr=float("nan")),
+        dict(seed=2**70),
+        dict(seed=-1),
+        dict(batch_size=10**9),
+        dict(lr="fast"),
+        dict(epochs=2.5),
+        dict(momentum=1.5),
+    ],
+)
+def test_numbers_are_finite_whole_and_in_range(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        TrainConfig(**bad)

@@ -1,0 +1,125 @@
+"""Checkpoints that lie — wrong types, missing keys, weights that do not fit, a flipped bit, NaN weights —
+built here from a real one. Loading, export, verify and --resume each refuse them with one clear error."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import zipfile
+
+import pytest
+import torch
+from conftest import run_cli
+
+from edgecnn.config import TrainConfig
+from edgecnn.errors import EdgeCNNError, ModelFileError
+from edgecnn.training.checkpoint import load_checkpoint
+from edgecnn.training.loop import fit
+
+
+@pytest.fixture(scope="module")
+def state(checkpoints):
+    return torch.load(checkpoints("tiny"), weights_only=True)
+
+
+def _set(path: str, value):
+    def edit(state):
+        keys = path.split(".")
+        target = state
+        for key in keys[:-1]:
+            target = target[key]
+        if value is _DELETE:
+            del target[keys[-1]]
+        else:
+            target[keys[-1]] = value(target[keys[-1]]) if callable(value) else value
+        return state
+
+    return edit
+
+
+_DELETE = object()
+
+
+def _first_weight(fn):
+    def edit(state):
+        key = next(k for k in state["model_state"] if k.endswith("weight"))
+        state["model_state"][key] = fn(state["model_state"][key])
+        return state
+
+    return edit
+
+
+LIES = {
+    "not a dict": lambda s: [s],
+    "no card": _set("card", _DELETE),
+    "card a list": _set("card", []),
+    "no weights": _set("model_state", _DELETE),
+    "weights as text": _set("model_state", {"features.0.weight": "heavy"}),
+    "missing tensor": lambda s: {**s, "model_state": dict(list(s["model_state"].items())[1:])},
+    "extra tensor": lambda s: {**s, "model_state": {**s["model_state"], "ghost": torch.zeros(3)}},
+    "wrong shape": _first_weight(lambda w: torch.zeros(w.shape[0] + 1, *w.shape[1:])),
+    "NaN weight": _first_weight(lambda w: torch.full_like(w, math.nan)),
+    "epoch as text": _set("epoch", "one"),
+    "negative step": _set("step", -5),
+    "history too short": _set("history", []),
+    "config lr negative": _set("config.lr", -1.0),
+    "config unknown key": _set("config.flavour", "vanilla"),
+    "config a list": _set("config", [1, 2]),
+    "arch unknown": lambda s: _set("config.arch", "resnet9000")(_set("card.arch", "resnet9000")(s)),
+    "card and config disagree": _set("card.arch", "keras_same"),
+    "classes not text": _set("card.class_names", [1, 2, 3]),
+    "shape of two": _set("card.input_shape", [28, 28]),
+    "std zero": _set("card.normalization.std", [0.0]),
+    "optimizer state text": _set("optimizer_state", "adam"),
+}
+
+
+def _save(state, path):
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("lie", sorted(LIES))
+def test_a_lying_checkpoint_is_refused_before_it_becomes_a_model(lie, state, tmp_path):
+    path = _save(LIES[lie](copy.deepcopy(state)), tmp_path / "checkpoint.pt")
+    with pytest.raises(EdgeCNNError):
+        load_checkpoint(path).build_model()
+
+
+def test_a_flipped_bit_in_the_weights_fails_the_checksum(state, tmp_path):
+    path = _save(copy.deepcopy(state), tmp_path / "checkpoint.pt")
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)  # the largest tensor's bytes
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.file_size // 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("lie", ["wrong shape", "optimizer state text", "NaN weight"])
+def test_resume_refuses_a_lying_checkpoint(lie, state, tmp_path, mnist):
+    run = tmp_path / "run"
+    run.mkdir()
+    _save(LIES[lie](copy.deepcopy(state)), run / "checkpoint.pt")
+    config = TrainConfig(**{**state["config"], "epochs": 2})
+    with pytest.raises(ModelFileError):
+        fit(config, run, resume=True, data=mnist)
+
+
+@pytest.mark.parametrize("lie", ["wrong shape", "config lr negative", "not a dict"])
+def test_cli_export_verify_resume_say_one_line_and_write_nothing(lie, state, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _save(LIES[lie](copy.deepcopy(state)), run / "checkpoint.pt")
+    for args in (
+        ["export", str(run), "--out", str(tmp_path / "m.onnx")],
+        ["train", "--out", str(run), "--resume", "--epochs", "3"],
+    ):
+        proc = run_cli(*args)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("edgecnn: error: "), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
