@@ -25,6 +25,8 @@ __all__ = ["FIT_MODES", "fit_image", "default_fit", "border_pixels"]
 _DEFAULT_FIT = {"mnist": "digit", "fashion-mnist": "object"}  # the recipe each dataset's images were made with
 _OBJECT_LEVEL = 0.15  # share of the strongest difference from the background that counts as object/ink
 _DIGIT_BOX = 20 / 28  # MNIST: the digit's longer side fills 20 of 28 pixels
+_WORKING_SIDE = 16  # photos are first shrunk to at most 16× the model's side: the framing needs no more
+#   detail than that, and a 40-megapixel photo would otherwise cost seconds and a full-size float copy
 
 
 def default_fit(dataset: str) -> str:
@@ -41,6 +43,7 @@ def fit_image(pixels: np.ndarray, size: tuple[int, int], fit: str, *, dark_backg
     height, width = size
     if fit == "stretch":
         return _resize(pixels, width, height, Image.BILINEAR)
+    pixels = _shrunk(pixels, _WORKING_SIDE * max(height, width))
     if fit == "digit":
         if pixels.shape[-1] != 1:
             raise InputError("fit='digit' is for grey MNIST-style models; use 'object', 'pad' or 'crop'")
@@ -54,6 +57,15 @@ def fit_image(pixels: np.ndarray, size: tuple[int, int], fit: str, *, dark_backg
     if fit == "pad":
         return _pad_to(pixels, height, width, background)
     return _crop_to(pixels, height, width)
+
+
+def _shrunk(pixels: np.ndarray, longest: int) -> np.ndarray:
+    """The image with its longer side at most ``longest``, aspect kept (box filter: fast, no aliasing)."""
+    rows, cols = pixels.shape[:2]
+    if max(rows, cols) <= longest:
+        return pixels
+    scale = longest / max(rows, cols)
+    return _resize(pixels, max(1, round(cols * scale)), max(1, round(rows * scale)), Image.BOX)
 
 
 def _resize(pixels: np.ndarray, width: int, height: int, method: int) -> np.ndarray:

@@ -7,57 +7,101 @@ How arrays are read (one rule set, also in the README):
 - A 3-D array whose first and last axes could both be channels (3×28×3), or, for a colour model, one
   that may be channels-first (3×H×W, 4×H×W), is ambiguous and refused: pass H×W×C, or a list of images.
   (For a grey model 3×28×28 is three grey images.)
-- uint8 is 0–255; float arrays must lie in [0, 1]. Colour is RGB unless ``channel_order="bgr"`` (OpenCV);
-  a fourth channel is alpha, composited onto white (what an image viewer shows).
+- uint8 is 0–255; float arrays (float16, float32, float64) must lie in [0, 1]. Every other dtype is refused,
+  not guessed: bool, int8–int64, uint16 (8, 10, 12 or 16 bits?), complex, object, strings. Colour is RGB
+  unless ``channel_order="bgr"`` (OpenCV); a fourth channel is alpha, composited onto white (what a viewer shows).
 - PIL images and image file paths: their EXIF orientation is applied first, then alpha is composited
-  onto white.
+  onto white. L and RGB are read as they are; RGBA, LA, La, PA, RGBa and P, L or RGB with a transparent
+  colour are composited; I;16 (16-bit files) is scaled to 8 bits; 1, I and F become L the way Pillow
+  converts them (I and F values read as 0–255); CMYK, YCbCr, HSV, LAB, RGBX and P become RGB. A mode
+  Pillow cannot convert is an :class:`ImageError` naming it.
+
+One guard for every input, checked from shapes and headers before any pixel is copied or decoded: at most
+MAX_PIXELS pixels and MAX_SIDE pixels a side per image, MAX_BATCH images per call, MAX_BATCH_BYTES of array
+data per call (a broadcast view counts at its full size: reading it touches every element). A PIL image,
+handed over or opened here from a file, must be of a format in IMAGE_FORMATS (when it came from a file),
+not empty, and decode without error (a truncated or corrupt file is an ImageError). Files and PIL images
+are decoded one at a time as the batch is framed, so they count per image, not towards MAX_BATCH_BYTES.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from edgecnn.errors import ImageError, InputError, describe
 
-__all__ = ["IMAGE_FORMATS", "IMAGE_SUFFIXES", "MAX_PIXELS", "CHANNEL_ORDERS", "load_image", "single_images", "upright"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "MAX_BATCH",
+    "MAX_BATCH_BYTES",
+    "CHANNEL_ORDERS",
+    "PIL_ERRORS",
+    "load_image",
+    "checked_image",
+    "image_batch",
+    "single_images",
+    "upright",
+]
 
 # Still formats Pillow decodes safely; MPO is how some phones write JPEGs; GIF gives its first frame.
 IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # directory scans
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image we decode; bombs claim far more
+# A 200-megapixel phone sensor is 16,320 pixels wide (and WEBP stops at 16,383); a longer side is a strip, not a
+# photo, and framing it costs memory by its side (fit="object" pads it to a square: 1×40M pixels asks for petabytes).
+MAX_SIDE = 16_384
+MAX_BATCH = 4096  # images per call: larger batches are refused rather than allocated
+# Array data per call. It holds 4096 RGB images of 256×256 as uint8 (805 MB) or one 40-megapixel RGB photo as float64
+# (960 MB); beyond it conversion alone takes seconds and gigabytes (float64 10000×10000: 42 s, 2.4 GB).
+MAX_BATCH_BYTES = 1 << 30
+_CHUNK_BYTES = 64 << 20  # float batches are converted this much at a time: bounded temporaries
 CHANNEL_ORDERS = ("rgb", "bgr")
+# What Pillow raises on corrupt data (besides DecompressionBombError): seen fuzzing mutated files of every accepted
+# format (TIFF tags give TypeError) and raised by its parsers (struct.error, IndexError, KeyError, ZeroDivisionError).
+PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, LookupError, ArithmeticError, struct.error)
 _ORIENTATION = 0x0112  # the EXIF tag
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open an image file upright (EXIF orientation applied), refusing other formats, truncated files
     and decompression bombs (by the header's pixel count, before any pixel is decoded)."""
-    try:
+    with _pil_errors(str(path), "not a readable image", path):
         image = Image.open(path)
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: no such file", path=path) from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__})", path=path) from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: refused as a decompression bomb ({describe(exc)})", path=path) from exc
-    if image.format not in IMAGE_FORMATS:
-        raise ImageError(f"{path}: {image.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}", path=path)
+    return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True)
+
+
+def checked_image(
+    image: Image.Image,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    path: str | os.PathLike[str] | None = None,
+    first_frame: bool = False,
+) -> Image.Image:
+    """The guard every PIL image passes, handed over or opened by :func:`load_image`: a format in
+    IMAGE_FORMATS (if it came from a file), not empty, within the pixel caps (from the header, before
+    decoding), decoded without error (``first_frame``: an animation's first frame), then upright."""
+    name = _name(image, path)
+    if image.format is not None and image.format not in IMAGE_FORMATS:
+        raise ImageError(f"{name}: {image.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}", path=path)
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{path}: {width}×{height} pixels exceeds the {max_pixels:,}-pixel limit "
-            "(a decompression bomb, or a photo to downscale first)",
-            path=path,
-        )
-    try:
-        image.seek(0)  # an animation's first frame
+    problem = _size_problem(width, height, max_pixels)
+    if problem:
+        raise ImageError(f"{name}: {problem}", path=path)
+    with _pil_errors(name, f"truncated or corrupt {image.format or image.mode} image", path):
+        if first_frame:
+            image.seek(0)
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL raises SyntaxError for some broken headers
-        raise ImageError(f"{path}: truncated or corrupt {image.format} ({describe(exc)})", path=path) from exc
     return upright(image)
 
 
@@ -65,36 +109,106 @@ def upright(image: Image.Image) -> Image.Image:
     """The image as a viewer shows it: EXIF orientations 2–8 undone (a phone photo is stored sideways)."""
     try:
         orientation = image.getexif().get(_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError):  # a corrupt EXIF block: the pixels as stored
+        return ImageOps.exif_transpose(image) if orientation not in (1, None) else image
+    except PIL_ERRORS:  # a corrupt EXIF block: the pixels as stored
         return image
-    return ImageOps.exif_transpose(image) if orientation not in (1, None) else image
+
+
+def image_batch(images: Any, *, channels: int = 1, channel_order: str = "rgb") -> tuple[int, Iterator[np.ndarray]]:
+    """Every accepted input form → (how many images, an iterator of uint8 H×W or H×W×3 arrays). Counts,
+    dtypes, shapes and array sizes are checked here, before anything is converted; the iterator decodes
+    files and PIL images one at a time (each through :func:`checked_image`) as it is consumed."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise InputError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)} (got {channel_order!r})")
+    if isinstance(images, (Image.Image, str, os.PathLike)):
+        images = [images]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise InputError("got an empty batch: pass at least one image")
+        _check_count(len(images))
+        _check_bytes(sum(item.nbytes for item in images if isinstance(item, np.ndarray)))  # before any work
+        return len(images), _list_images(images, channel_order)
+    array = _checked_array(images)
+    single = array.ndim == 2 or (array.ndim == 3 and _is_single_image(array, channels))
+    batch = array[None] if single else array
+    _check_array_size(batch, 0)
+    return len(batch), (_from_array(one, channel_order) for one in _uint8_images(batch))
 
 
 def single_images(images: Any, *, channels: int = 1, channel_order: str = "rgb") -> list[np.ndarray]:
-    """Every accepted input form → a list of uint8 H×W or H×W×3 arrays (see the module docstring)."""
-    if channel_order not in CHANNEL_ORDERS:
-        raise InputError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)} (got {channel_order!r})")
-    if isinstance(images, Image.Image):
-        return [_from_pil(images)]
-    if isinstance(images, (str, os.PathLike)):
-        return [_from_pil(load_image(images))]
-    if isinstance(images, (list, tuple)):
-        return [one for item in images for one in _list_item(item, channel_order)]
-    array = _checked_array(images)
-    if array.ndim == 2 or (array.ndim == 3 and _is_single_image(array, channels)):
-        return [_from_array(array, channel_order)]
-    return [_from_array(single, channel_order) for single in array]
+    """:func:`image_batch`'s images, all decoded at once."""
+    return list(image_batch(images, channels=channels, channel_order=channel_order)[1])
 
 
-def _list_item(item: Any, channel_order: str) -> list[np.ndarray]:
+def _list_images(items: list[Any] | tuple[Any, ...], channel_order: str) -> Iterator[np.ndarray]:
+    used = 0  # array bytes so far: the whole list shares MAX_BATCH_BYTES
+    for item in items:
+        if isinstance(item, (Image.Image, str, os.PathLike)):
+            yield _pil_item(item)
+            continue
+        array = _checked_array(item)
+        if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4))):
+            raise InputError(f"a list holds single images (H×W or H×W×C); got an item of shape {array.shape}")
+        used = _check_array_size(array[None], used)
+        yield from (_from_array(one, channel_order) for one in _uint8_images(array[None]))
+
+
+def _pil_item(item: Image.Image | str | os.PathLike[str]) -> np.ndarray:
     if isinstance(item, Image.Image):
-        return [_from_pil(item)]
-    if isinstance(item, (str, os.PathLike)):
-        return [_from_pil(load_image(item))]
-    array = _checked_array(item)
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
-        return [_from_array(array, channel_order)]
-    raise InputError(f"a list holds single images (H×W or H×W×C); got an item of shape {array.shape}")
+        path = getattr(item, "filename", "") or None  # Image.open's file, named in the errors
+        return _from_pil(checked_image(item, path=path), _name(item, path), path)
+    return _from_pil(load_image(item), str(item), item)
+
+
+def _name(image: Image.Image, path: str | os.PathLike[str] | None) -> str:
+    return str(path) if path is not None else f"a PIL image (mode {image.mode})"
+
+
+@contextmanager
+def _pil_errors(name: str, failure: str, path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Whatever Pillow raises on a missing, refused, corrupt or unconvertible image → one ImageError line."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise ImageError(f"{name}: no such file", path=path) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: refused as a decompression bomb ({describe(exc)})", path=path) from exc
+    except PIL_ERRORS as exc:
+        raise ImageError(f"{name}: {failure} ({describe(exc)})", path=path) from exc
+
+
+def _size_problem(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
+    """Why an image of this size is refused (None: it is not). The one size rule for arrays and PIL images."""
+    if width == 0 or height == 0:
+        return f"an empty image ({width}×{height} pixels): pass an image with pixels"
+    if width * height > max_pixels:
+        return f"{width}×{height} pixels exceeds the {max_pixels:,}-pixel limit per image: downscale it first"
+    if max(width, height) > MAX_SIDE:
+        return f"{width}×{height} pixels exceeds the {MAX_SIDE:,}-pixel limit per side: crop or downscale it first"
+    return None
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_BATCH:
+        raise InputError(f"batch of {count} images exceeds the limit of {MAX_BATCH}: pass smaller batches")
+
+
+def _check_array_size(batch: np.ndarray, used: int) -> int:
+    """N×H×W(×C) → the bytes used so far with this batch's; refused from the shape alone, before any copy."""
+    _check_count(len(batch))
+    problem = _size_problem(batch.shape[2], batch.shape[1])
+    if problem:
+        raise InputError(f"an image of {problem}" if problem[0].isdigit() else problem)
+    return _check_bytes(used + math.prod(batch.shape) * batch.itemsize)
+
+
+def _check_bytes(used: int) -> int:
+    if used > MAX_BATCH_BYTES:
+        raise InputError(
+            f"the images hold {used / 2**20:,.0f} MiB of array data, over the limit of {MAX_BATCH_BYTES >> 20:,} MiB "
+            "per call: pass smaller batches, smaller images, or uint8 pixels rather than floats"
+        )
+    return used
 
 
 def _is_single_image(array: np.ndarray, channels: int) -> bool:
@@ -112,15 +226,19 @@ def _is_single_image(array: np.ndarray, channels: int) -> bool:
     )
 
 
-def _from_pil(image: Image.Image) -> np.ndarray:
-    image = upright(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(canvas, rgba)
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("L" if image.mode in ("1", "I", "I;16", "F") else "RGB")
-    return np.asarray(image, dtype=np.uint8)
+def _from_pil(image: Image.Image, name: str, path: str | os.PathLike[str] | None) -> np.ndarray:
+    """A checked, decoded PIL image → uint8 L or RGB pixels (the modes as the module docstring says)."""
+    with _pil_errors(name, f"cannot convert a {image.mode} image to L or RGB; save it as RGB or greyscale", path):
+        if image.mode.startswith("I;16"):  # 16-bit grey: Pillow's own conversion would clip it to white
+            return (np.asarray(image) >> 8).astype(np.uint8)
+        if image.mode == "La":
+            image = image.convert("LA")  # premultiplied grey: Pillow converts it to LA only
+        if image.has_transparency_data:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("L" if image.mode in ("1", "I", "F") else "RGB")
+        return np.asarray(image, dtype=np.uint8)
 
 
 def _from_array(array: np.ndarray, channel_order: str) -> np.ndarray:
@@ -131,30 +249,47 @@ def _from_array(array: np.ndarray, channel_order: str) -> np.ndarray:
     if channel_order == "bgr":
         array = np.concatenate([array[..., 2::-1], array[..., 3:]], axis=-1)
     if array.shape[-1] == 4:  # alpha onto white, in the same integer arithmetic as Pillow's composite
-        return _from_pil(Image.fromarray(np.ascontiguousarray(array), "RGBA"))
+        return _from_pil(Image.fromarray(np.ascontiguousarray(array)), "an RGBA array", None)
     return np.ascontiguousarray(array)
 
 
 def _checked_array(images: Any) -> np.ndarray:
+    """Anything array-like → an ndarray of an accepted dtype and rank, without copying an ndarray."""
     try:
         array = np.asarray(images)
-    except (ValueError, TypeError) as exc:
+    except PIL_ERRORS as exc:  # ragged lists (ValueError), and whatever an object's __array__ raises
         raise InputError(f"cannot read the input as an array: {describe(exc)}") from exc
     if array.dtype == object:
         raise InputError("images must be uint8 or float arrays of one shape (got ragged or mixed data)")
+    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+        raise InputError(
+            f"images must be uint8 (0–255) or float (0–1) arrays; got dtype {array.dtype}: convert it first, "
+            "e.g. (x // 256).astype(np.uint8) for 16-bit pixels or x.astype(np.uint8) * 255 for a bool mask"
+        )
     if array.ndim not in (2, 3, 4):
         raise InputError(f"images must be H×W, H×W×C, N×H×W or N×H×W×C arrays; got shape {array.shape}")
     if array.ndim == 4 and array.shape[-1] not in (1, 3, 4):
         raise InputError(f"N×H×W×C arrays need 1, 3 or 4 channels last; got shape {array.shape}")
     if array.size == 0:
-        raise InputError(f"got an empty batch (shape {array.shape}): pass at least one image")
-    if array.dtype == np.uint8:
-        return array
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InputError(f"images must be uint8 (0–255) or float (0–1) arrays; got dtype {array.dtype}")
+        raise InputError(f"got an empty batch or image (shape {array.shape}): pass at least one image with pixels")
+    return array
+
+
+def _uint8_images(batch: np.ndarray) -> Iterator[np.ndarray]:
+    """N×H×W(×C) uint8 or [0, 1] float → its uint8 images, floats checked and converted a chunk at a time."""
+    if batch.dtype == np.uint8:
+        yield from batch
+        return
+    step = max(1, _CHUNK_BYTES // batch[0].nbytes)
+    for start in range(0, len(batch), step):
+        yield from _floats_to_uint8(batch[start : start + step])
+
+
+def _floats_to_uint8(array: np.ndarray) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InputError("images contain NaN or infinite values")
-    if array.min() < 0 or array.max() > 1:
-        found = f"{array.min():.3g}…{array.max():.3g}"
+    low, high = array.min(), array.max()
+    if low < 0 or high > 1:
+        found = f"{low:.3g}…{high:.3g}"
         raise InputError(f"float images must lie in [0, 1] (got {found}); pass uint8 arrays for 0–255 pixels")
     return np.rint(array * 255).astype(np.uint8)

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import InputError
 from edgecnn.runtime.framing import border_pixels, fit_image
-from edgecnn.runtime.images import load_image, single_images
+from edgecnn.runtime.images import MAX_BATCH, MAX_BATCH_BYTES, image_batch, load_image
 from edgecnn.runtime.metadata import InputSpec
 
 __all__ = ["normalize", "to_graph_input", "load_image", "to_model_pixels", "invert_light_backgrounds", "MAX_BATCH"]
@@ -42,8 +41,6 @@ def to_graph_input(images: np.ndarray, spec: InputSpec, mean: Sequence[float], s
 
 # ---- images and arrays from users → uint8 N×C×H×W at the model's size -------------------------------
 
-MAX_BATCH = 4096  # larger batches are refused rather than allocated
-
 
 def to_model_pixels(
     images: Any,
@@ -54,20 +51,17 @@ def to_model_pixels(
     dark_background: bool = False,
     channel_order: str = "rgb",
 ) -> np.ndarray:
-    """Images (see :mod:`edgecnn.runtime.images` for the accepted forms) → uint8 N×C×H×W: converted to
-    the model's channels, light backgrounds inverted when ``invert`` (MNIST-style models), then framed
-    (``dark_background``: the model saw objects on black; see :func:`~edgecnn.runtime.framing.fit_image`)."""
+    """Images (see :mod:`edgecnn.runtime.images` for the accepted forms and the size limits) → uint8 N×C×H×W:
+    converted to the model's channels, light backgrounds inverted when ``invert`` (MNIST-style models), then
+    framed (``dark_background``: the model saw objects on black; see :func:`~edgecnn.runtime.framing.fit_image`).
+    Files and PIL images are decoded one at a time, so a call holds one full-size photo at once."""
     channels, height, width = shape
     if fit == "stretch" and isinstance(images, np.ndarray) and images.dtype == np.uint8:
         fast = _camera_batch(images, shape)  # already the model's size: no PIL round trip
         if fast is not None:
             return invert_light_backgrounds(fast) if invert else fast
-    singles = single_images(images, channels=channels, channel_order=channel_order)
-    if not singles:
-        raise InputError("got an empty batch: pass at least one image")
-    if len(singles) > MAX_BATCH:
-        raise InputError(f"batch of {len(singles)} images exceeds the limit of {MAX_BATCH}")
-    out = np.empty((len(singles), channels, height, width), dtype=np.uint8)
+    count, singles = image_batch(images, channels=channels, channel_order=channel_order)
+    out = np.empty((count, channels, height, width), dtype=np.uint8)
     for i, single in enumerate(singles):
         pixels = _to_channels(single, channels)
         if invert and _light_border(pixels):
@@ -77,10 +71,11 @@ def to_model_pixels(
 
 
 def _camera_batch(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray | None:
-    """uint8 H×W, N×H×W or N×H×W×C at the model's exact size → N×C×H×W without a copy per image."""
+    """uint8 H×W, N×H×W or N×H×W×C at the model's exact size → N×C×H×W without a copy per image. Within
+    the input limits or None (the general path then refuses it with the reason)."""
     channels, height, width = shape
     batch = images[None] if images.ndim == 2 or (images.ndim == 3 and channels > 1) else images
-    if not 0 < len(batch) <= MAX_BATCH or batch.ndim not in (3, 4):
+    if batch.ndim not in (3, 4) or not 0 < len(batch) <= MAX_BATCH or batch.nbytes > MAX_BATCH_BYTES:
         return None
     if channels == 1 and batch.shape[1:] == (height, width):
         return np.ascontiguousarray(batch[:, None])
