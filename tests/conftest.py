@@ -108,3 +108,18 @@ def checkpoints(tmp_path_factory, mnist, fashion):
         return made[arch, dataset]
 
     return get
+
+
+def lying_png(path: Path, side: int = 60000) -> None:
+    """A 1×1 PNG whose header claims side×side pixels (a decompression bomb's shape, without the bytes)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", side, side)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    path.write_bytes(bytes(data))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import random
 import struct
-import zlib
 
 import numpy as np
 import pytest
+from conftest import lying_png
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -192,20 +192,10 @@ def test_every_pil_mode_predicts_or_is_an_image_error(predictor, mode):
     assert len(predictions) == 1 and 0 <= predictions[0].probability <= 1
 
 
-def _lying_png(path, side: int) -> None:
-    """A 1×1 PNG whose header claims side×side pixels."""
-    Image.new("L", (1, 1)).save(path)
-    data = bytearray(path.read_bytes())
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", side, side)
-    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
-    path.write_bytes(bytes(data))
-
-
 def test_pil_images_from_image_open_pass_the_same_checks_as_files(predictor, mnist, tmp_path):
     digit = mnist.test_images[0, 0].numpy()
     Image.fromarray(digit).save(tmp_path / "digit.ppm")
-    _lying_png(tmp_path / "big.png", 8000)  # under Pillow's own limit, over ours: refused before decoding
+    lying_png(tmp_path / "big.png", 8000)  # under Pillow's own limit, over ours: refused before decoding
     Image.fromarray(digit).save(tmp_path / "whole.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:200])
     for name, message in [

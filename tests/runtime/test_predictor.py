@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import warnings
-import zlib
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import run_cli
+from conftest import lying_png, run_cli
 from PIL import Image
 
 from edgecnn.config import ExportConfig
@@ -109,16 +107,6 @@ def test_png_inverted_png_and_rgb_jpeg_predict_the_right_digit(digits, mnist, tm
     assert predictor.predict(load_image(tmp_path / "paper.png"), invert=False)[0].probability < 0.99
 
 
-def _bomb_png(path, side=60000):
-    """A tiny PNG whose header claims side×side pixels."""
-    Image.new("L", (1, 1)).save(path)
-    data = bytearray(path.read_bytes())
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", side, side)
-    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
-    path.write_bytes(bytes(data))
-
-
 def _bad_files(tmp_path, mnist):
     Image.fromarray(mnist.test_images[0, 0].numpy()).save(tmp_path / "whole.png")
     whole = (tmp_path / "whole.png").read_bytes()
@@ -127,8 +115,8 @@ def _bad_files(tmp_path, mnist):
     Image.fromarray(mnist.test_images[0, 0].numpy()).save(
         tmp_path / "digit.ppm"
     )  # Pillow reads it; we do not accept it
-    _bomb_png(tmp_path / "bomb.png")  # Pillow's own hard limit refuses it
-    _bomb_png(tmp_path / "big.png", side=8000)  # under Pillow's limit, over ours: refused from the header
+    lying_png(tmp_path / "bomb.png")  # Pillow's own hard limit refuses it
+    lying_png(tmp_path / "big.png", side=8000)  # under Pillow's limit, over ours: refused from the header
     return ["truncated.png", "notes.png", "digit.ppm", "bomb.png", "big.png"]
 
 
