@@ -123,3 +123,23 @@ def lying_png(path: Path, side: int = 60000) -> None:
     data[ihdr + 4 : ihdr + 12] = struct.pack(">II", side, side)
     data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
     path.write_bytes(bytes(data))
+
+
+def plain_torch_export(model, path: Path, *, external_data: bool = True) -> Path:
+    """``model`` exported the way a user does it with torch alone: no edgecnn metadata, a dynamic batch, and
+    (torch's default) weights in a ``.data`` file beside it unless ``external_data=False``."""
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.onnx.export(
+        model,
+        (torch.zeros(2, 1, 28, 28),),
+        str(path),
+        dynamo=True,
+        opset_version=18,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        external_data=external_data,
+    )
+    return path

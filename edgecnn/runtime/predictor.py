@@ -80,12 +80,8 @@ class Predictor:
         self._bind_graph()
 
     def _bind_graph(self) -> None:
+        """What logits() needs at hand; metadata_for has already held the metadata to the graph."""
         spec = self.metadata.input
-        graph_input = self._session.get_inputs()[0]
-        if graph_input.name != spec.name:
-            raise ModelFileError(
-                f"{self.path}: its metadata names input {spec.name!r}, the graph {graph_input.name!r}", path=self.path
-            )
         self.classes = self.card.class_names
         self._dtype = np.uint8 if spec.baked else np.float32
         self._shape = spec.graph_shape

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import run_cli
+from conftest import plain_torch_export, run_cli
 
 from edgecnn.config import QuantizeConfig
 from edgecnn.errors import ConfigError, ModelFileError, ParityError
@@ -27,17 +26,7 @@ def plain_onnx(checkpoints, tmp_path_factory):
     """keras_same trained on Fashion-MNIST, exported with torch.onnx.export directly: no edgecnn metadata."""
     path = tmp_path_factory.mktemp("plain") / "plain.onnx"
     model = load_checkpoint(checkpoints("keras_same", "fashion-mnist")).build_model()
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(
-        model,
-        (torch.zeros(2, 1, 28, 28),),
-        str(path),
-        dynamo=True,
-        opset_version=18,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_shapes=({0: batch},),
-    )
+    plain_torch_export(model, path)
     assert not any(k.startswith("edgecnn.") for k in read_graph_info(path).metadata)
     return path
 

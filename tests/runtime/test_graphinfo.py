@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from conftest import REPO
+from conftest import REPO, plain_torch_export
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecnn.errors import ModelFileError
@@ -111,17 +111,7 @@ def test_torch_dynamo_export(tmp_path):
         torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 26 * 26, 10)
     ).eval()
     path = tmp_path / "torch.onnx"
-    torch.onnx.export(
-        net,
-        (torch.zeros(2, 1, 28, 28),),
-        str(path),
-        dynamo=True,
-        opset_version=18,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 20)},),
-        external_data=False,
-    )
+    plain_torch_export(net, path, external_data=False)
     info = read_graph_info(path)
     assert info.to_dict() == _expected(path)
     assert info.inputs == (TensorInfo("input", "float", ("batch", 1, 28, 28)),)
