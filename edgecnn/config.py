@@ -33,9 +33,14 @@ __all__ = [
     "REPORT_BATCH_SIZES",
     "FIT_MODES",
     "INPUT_LAYOUTS",
+    "SCHEDULES",
+    "AUGMENTATIONS",
 ]
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "onecycle")  # learning rate over the run (training/schedule.py)
+AUGMENTATIONS = ("none", "affine", "crop-flip")  # per-batch, on the fly (training/augment.py): affine for
+#   digits (small rotation, shift, scale), crop-flip for clothing (padded random crop, horizontal flip)
 DEVICES = ("auto", "cpu", "cuda")  # torch devices for training
 PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users name them
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -57,7 +62,15 @@ class TrainConfig:
     lr: float = 1e-3  # Adam's default, used by every seed tutorial
     optimizer: str = "adam"  # the seed tutorials all use Adam
     momentum: float = 0.9  # only for sgd/rmsprop; 0.9 is the usual choice for small CNNs
-    weight_decay: float = 0.0  # the tutorials use none
+    weight_decay: float = 0.0  # the tutorials use none (adamw: decoupled, as in Loshchilov & Hutter)
+    schedule: str = "constant"  # the tutorials keep one learning rate; cosine/onecycle for longer runs
+    warmup_epochs: float = 0.0  # linear warm-up; onecycle with 0 warms up over its first 30 % (torch's pct_start)
+    label_smoothing: float = 0.0  # the tutorials use plain cross-entropy
+    augment: str = "none"  # off by default: the tutorials train on the images as they are
+    val_size: int | None = None  # held out of the training set (seeded, per class) to choose the epoch
+    #   kept and to stop early; None: 1/12 of it, at most 5,000 (MNIST: 5,000); 0: none, the last epoch is kept
+    patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
+    init: str | None = None  # start from trained weights: zoo:NAME or a .safetensors file; None: random
     seed: int = 0  # fixed by default so two runs of the same command agree
     limit_train: int | None = None  # a seeded random subset of the training set, for quick runs
     image_size: int = 28  # input side for image folders; MNIST-style sets are 28×28 already
@@ -69,6 +82,9 @@ class TrainConfig:
         problems = check_fields(self)
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
+        for name, allowed in (("schedule", SCHEDULES), ("augment", AUGMENTATIONS)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
         if self.device not in DEVICES:
             problems.append(f"device must be one of {', '.join(DEVICES)} (got {self.device!r})")
         if problems:
@@ -173,6 +189,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "momentum": (0.0, 0.999999),
     "weight_decay": (0.0, 1.0),
     "seed": (0, 2**63 - 1),
+    "warmup_epochs": (0.0, 100_000.0),
+    "label_smoothing": (0.0, 0.99),
+    "val_size": (0, 10**9),
+    "patience": (0, 100_000),
     "limit_train": (1, 10**9),
     "image_size": (8, 4096),
     "test_fraction": (1e-6, 1 - 1e-6),

@@ -22,16 +22,19 @@ def _pyplot():  # -> matplotlib.pyplot, imported only by those who draw
 
 
 def plot_curves(epochs: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> None:
-    """Loss and accuracy per epoch, train vs test, side by side (as in the tutorials' plots)."""
+    """Loss and accuracy per epoch, train vs validation, side by side (as in the tutorials' plots; the test
+    set is measured once, after training, so it has no curve)."""
     plt = _pyplot()
     xs = [e["epoch"] for e in epochs]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         ax.plot(xs, [e[f"train_{key}"] for e in epochs], "o-", label="train")
-        ax.plot(xs, [e[f"test_{key}"] for e in epochs], "s-", label="test")
+        if all(f"val_{key}" in e for e in epochs):
+            ax.plot(xs, [e[f"val_{key}"] for e in epochs], "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.set_xticks(xs)
+        if len(xs) <= 20:
+            ax.set_xticks(xs)
         ax.grid(alpha=0.3)
         ax.legend()
     ax_loss.set_title("loss")

@@ -11,7 +11,7 @@ import click
 from edgecnn.cli.options import config_from_options, config_options, convert_option
 from edgecnn.cli.output import print_json
 from edgecnn.cli.requires import require
-from edgecnn.config import DEVICES, OPTIMIZERS, TrainConfig
+from edgecnn.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
 from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME, check_writable
 
 __all__ = ["archs", "train"]
@@ -24,7 +24,14 @@ TRAIN_HELP = {
     "lr": "Learning rate.",
     "optimizer": "Optimizer.",
     "momentum": "Momentum for sgd and rmsprop.",
-    "weight_decay": "L2 weight decay.",
+    "weight_decay": "Weight decay (L2 for adam/sgd/rmsprop, decoupled for adamw).",
+    "schedule": "Learning rate over the run: constant, cosine (to 0) or onecycle (lr/25 → lr → lr/25e4).",
+    "warmup_epochs": "Linear warm-up, in epochs (may be fractional; onecycle with 0: its first 30 %).",
+    "label_smoothing": "Cross-entropy label smoothing (0: none).",
+    "augment": "Per-batch augmentation: affine (digits), crop-flip (clothing), none.",
+    "val_size": "Images held out of the training set to choose the epoch kept (default: 1/12, ≤5,000; 0: none).",
+    "patience": "Stop after N epochs without a better validation accuracy (0: never).",
+    "init": "Start from trained weights: zoo:NAME or a .safetensors file (a new head if the classes differ).",
     "seed": "Seeds every RNG of the run.",
     "limit_train": "Train on a seeded random subset of N images.",
     "image_size": "Input side for image folders.",
@@ -59,7 +66,11 @@ def archs(as_json: bool) -> None:
 
 
 @click.command()
-@config_options(TrainConfig, help=TRAIN_HELP, choices={"optimizer": OPTIMIZERS, "device": DEVICES})
+@config_options(
+    TrainConfig,
+    help=TRAIN_HELP,
+    choices={"optimizer": OPTIMIZERS, "device": DEVICES, "schedule": SCHEDULES, "augment": AUGMENTATIONS},
+)
 @click.option(
     "--out",
     "out_dir",
@@ -99,8 +110,9 @@ def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **optio
     if as_json:
         print_json(result.summary())
         return
-    last = result.epochs[-1]
+    last, val = result.epochs[-1], result.card.metrics.get("val_accuracy")
+    chosen = f"epoch {result.best_epoch} of {last['epoch']}" + (f", validation {val:.2%}" if val is not None else "")
     click.echo(
-        f"{config.arch} on {config.dataset}: test accuracy {last['test_accuracy']:.2%} after "
-        f"{last['epoch']} epoch(s), {last['samples_per_s']:,.0f} samples/s; wrote {out_dir}/{_OUTPUTS}"
+        f"{config.arch} on {config.dataset}: test accuracy {result.test_accuracy:.2%} ({chosen}), "
+        f"{last['samples_per_s']:,.0f} samples/s; wrote {out_dir}/{_OUTPUTS}"
     )

@@ -2,8 +2,10 @@
 
 On disk a checkpoint is the dict :meth:`Checkpoint.to_dict` makes: ``format``, ``card`` (the
 :class:`~edgecnn.card.ModelCard` as plain data), ``config`` (the :class:`~edgecnn.config.TrainConfig`),
-``epoch``, ``step``, ``model_state``, ``optimizer_state``, ``rng`` and ``history`` (one dict per finished
-epoch). :class:`Checkpoint` is the one definition of that layout.
+``epoch``, ``step``, ``model_state`` (the weights the run chose: the best epoch on the validation set),
+``best_epoch``, ``last_state`` (the last epoch's weights, where a resumed run continues), ``optimizer_state``,
+``rng`` and ``history`` (one dict per finished epoch). :class:`Checkpoint` is the one definition of that
+layout.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from edgecnn.training.architectures import create
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights", "capture_rng", "restore_rng"]
 
-FORMAT = "edgecnn-checkpoint-2"
+FORMAT = "edgecnn-checkpoint-3"
 _LOAD_ERRORS = (
     pickle.UnpicklingError,
     RuntimeError,
@@ -47,7 +49,9 @@ class Checkpoint:
     config: TrainConfig
     epoch: int
     step: int
-    model_state: dict[str, torch.Tensor]
+    model_state: dict[str, torch.Tensor]  # the chosen weights: what build_model and export use
+    best_epoch: int  # the epoch model_state comes from (the best on validation; the last without one)
+    last_state: dict[str, torch.Tensor]  # the last finished epoch's weights, for --resume
     optimizer_state: dict[str, Any]
     rng: dict[str, Any]
     history: tuple[dict[str, Any], ...]  # per finished epoch: losses, accuracies, seconds, samples/s
@@ -60,6 +64,8 @@ class Checkpoint:
             "epoch": self.epoch,
             "step": self.step,
             "model_state": self.model_state,
+            "best_epoch": self.best_epoch,
+            "last_state": self.last_state,
             "optimizer_state": self.optimizer_state,
             "rng": self.rng,
             "history": list(self.history),
@@ -88,6 +94,8 @@ class Checkpoint:
             epoch=state["epoch"],
             step=state["step"],
             model_state=state["model_state"],
+            best_epoch=state["best_epoch"],
+            last_state=state["last_state"],
             optimizer_state=state["optimizer_state"],
             rng=state["rng"],
             history=tuple(state["history"]),
@@ -103,17 +111,29 @@ class Checkpoint:
         return model.eval()
 
 
-_FIELDS = ("card", "config", "epoch", "step", "model_state", "optimizer_state", "rng", "history")
+_FIELDS = (
+    "card",
+    "config",
+    "epoch",
+    "step",
+    "model_state",
+    "best_epoch",
+    "last_state",
+    "optimizer_state",
+    "rng",
+    "history",
+)
 
 
 def _check_fields(state: dict[str, Any], path: Path, card: ModelCard, config: TrainConfig) -> None:
     problems = []
     if card.arch != config.arch:
         problems.append(f"its card says arch {card.arch!r} but its config {config.arch!r}")
-    if not all(
-        isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0 for k in ("epoch", "step")
-    ):
-        problems.append("epoch and step must be whole numbers ≥ 0")
+    counts = ("epoch", "step", "best_epoch")
+    if not all(isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0 for k in counts):
+        problems.append("epoch, step and best_epoch must be whole numbers ≥ 0")
+    elif state["best_epoch"] > state["epoch"]:
+        problems.append(f"its best epoch ({state['best_epoch']}) comes after its last ({state['epoch']})")
     history = state["history"]
     if (
         not isinstance(history, (list, tuple))
@@ -121,11 +141,12 @@ def _check_fields(state: dict[str, Any], path: Path, card: ModelCard, config: Tr
         or len(history) != state["epoch"]
     ):
         problems.append("its history must hold one record per finished epoch")
-    weights = state["model_state"]
-    if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
-    ):
-        problems.append("model_state must map parameter names to tensors")
+    for name in ("model_state", "last_state"):
+        weights = state[name]
+        if not isinstance(weights, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+        ):
+            problems.append(f"{name} must map parameter names to tensors")
     if not isinstance(state["optimizer_state"], dict) or not isinstance(state["rng"], dict):
         problems.append("optimizer_state and rng must be mappings")
     if problems:
@@ -179,13 +200,14 @@ def _check_integrity(path: Path) -> None:
         raise ModelFileError(f"{path} is corrupt: {bad} fails its checksum (a damaged copy or disk)", path=path)
 
 
-def capture_rng(shuffle: torch.Generator) -> dict[str, Any]:
+def capture_rng(shuffle: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
     """Every RNG a run touches, as tensors and plain data (weights_only-loadable)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
         "shuffle": shuffle.get_state(),
+        "augment": augment.get_state(),
         "numpy": {
             "kind": kind,
             "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -197,11 +219,12 @@ def capture_rng(shuffle: torch.Generator) -> dict[str, Any]:
     }
 
 
-def restore_rng(rng: dict[str, Any], shuffle: torch.Generator) -> None:
+def restore_rng(rng: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     shuffle.set_state(rng["shuffle"])
+    augment.set_state(rng["augment"])
     np_state = rng["numpy"]
     np.random.set_state(
         (

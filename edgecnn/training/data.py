@@ -28,6 +28,7 @@ __all__ = [
     "load_dataset_for",
     "resolve_data_root",
     "BUILTIN_DATASETS",
+    "split_validation",
 ]
 
 BUILTIN_DATASETS = ("mnist", "fashion-mnist")
@@ -224,8 +225,41 @@ def _decode(folder, channels: int, image_size: int) -> tuple[torch.Tensor, torch
     return images, torch.tensor(folder.targets, dtype=torch.long)
 
 
+def split_validation(labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training and validation indices of a training set: exactly ``size`` images (None: 1/12, at most
+    5,000; 0: none) held out, each class in proportion (largest remainders, at least one per class),
+    seeded apart from the test split's draw."""
+    if size is None:
+        size = min(5000, round(len(labels) / 12))
+    if size == 0:
+        return torch.arange(len(labels)), torch.arange(0)
+    classes, counts = labels.unique(return_counts=True)
+    if size >= len(labels) or size < len(classes) or int(counts.min()) < 2:
+        raise DataError(
+            f"cannot hold {size} validation image(s) out of {len(labels)} training images in {len(classes)} "
+            f"classes (each class needs 2 or more images, and one of them for validation); set --val-size"
+        )
+    share = counts.double() * size / len(labels)
+    quota = share.floor().long().clamp(1, None)
+    for i in (share - share.floor()).argsort(descending=True)[: max(0, size - int(quota.sum()))]:
+        quota[i] += 1
+    quota = torch.minimum(quota, counts - 1)  # every class keeps training images
+    generator = torch.Generator().manual_seed(seed + _VALIDATION_SALT)
+    val = []
+    for cls, n in zip(classes, quota, strict=True):
+        members = (labels == cls).nonzero().flatten()
+        val.append(members[torch.randperm(len(members), generator=generator)[: int(n)]])
+    val_idx = torch.cat(val).sort().values
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[val_idx] = False
+    return keep.nonzero().flatten(), val_idx
+
+
+_VALIDATION_SALT = 0x5EED  # the validation draw must not be the image folder's test draw with the same seed
+
+
 def _stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a seeded test share taken from each class (at least one image per class)."""
+    """Indices of a seeded share taken from each class (at least one image per class)."""
     generator = torch.Generator().manual_seed(seed)
     picked = []
     for cls in labels.unique():

@@ -4,19 +4,26 @@ Speed comes from three choices measured against the tutorials' loop (tools/bench
 sits in memory as one uint8 tensor (no per-item PIL decode), the net and its input use channels-last
 memory (faster oneDNN convolutions), and Adam/SGD use their fused kernels.
 
+Model selection: a validation split carved from the training set (``val_size``) picks the epoch that is
+kept and stops the run early (``patience``). The test set is used once, after training, for the final
+figure: it never reaches a choice.
+
 Determinism: every RNG the run touches (torch's global one for init and dropout, a dedicated shuffle
-generator, numpy's and Python's) is seeded from ``config.seed`` and saved in each epoch's checkpoint,
-so ``resume`` continues exactly where an uninterrupted run would be.
+generator, the augmentation's, numpy's and Python's) is seeded from ``config.seed`` and saved in each
+epoch's checkpoint, and the learning rate is a function of the step, so ``resume`` continues exactly where
+an uninterrupted run would be.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +32,20 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edgecnn import __version__
-from edgecnn.card import Lineage, ModelCard, config_hash
+from edgecnn.card import ModelCard
 from edgecnn.config import TrainConfig, config_to_dict
 from edgecnn.errors import ConfigError, DeviceError, ModelFileError, TrainingError, describe
 from edgecnn.files import CHECKPOINT_NAME
 from edgecnn.training.architectures import create, get_arch
-from edgecnn.training.checkpoint import (
-    Checkpoint,
-    capture_rng,
-    load_checkpoint,
-    load_weights,
-    restore_rng,
-    save_checkpoint,
-)
-from edgecnn.training.data import DatasetBundle, load_dataset_for
+from edgecnn.training.augment import augment_batch
+from edgecnn.training.checkpoint import Checkpoint, load_checkpoint, load_weights, restore_rng, save_checkpoint
+from edgecnn.training.data import DatasetBundle, load_dataset_for, split_validation
+from edgecnn.training.init import apply_initial_weights, load_initial_weights
 from edgecnn.training.reports import write_reports
+from edgecnn.training.schedule import lr_at, make_optimizer, set_lr
+from edgecnn.training.state import RunState
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainResult", "fit", "evaluate", "resume_config", "resolve_device", "RESUMABLE_FIELDS"]
 
@@ -52,53 +57,21 @@ StepHook = Callable[[int, int], None]  # (epoch, step) after each optimizer step
 @dataclass(frozen=True)
 class TrainResult:
     out_dir: Path
-    model: nn.Module
+    model: nn.Module  # the chosen epoch's weights, in eval mode
     card: ModelCard
     epochs: list[dict[str, Any]]
+    best_epoch: int
     test_accuracy: float
     confusion: list[list[int]]
 
     def summary(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "test_accuracy": self.test_accuracy, "epochs": self.epochs}
-
-
-@dataclass
-class _Run:
-    """What one training run holds while it runs."""
-
-    config: TrainConfig
-    data: DatasetBundle
-    device: torch.device
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    shuffle: torch.Generator
-    history: list[dict[str, Any]] = field(default_factory=list)
-    step: int = 0
-
-    def card(self) -> ModelCard:
-        last = self.history[-1] if self.history else {}
-        metrics = {k: float(last[k]) for k in ("test_accuracy", "test_loss") if k in last}
-        return ModelCard(
-            arch=self.config.arch,
-            class_names=self.data.class_names,
-            input_shape=self.data.input_shape,
-            normalization=self.data.normalization,
-            dataset=self.data.name,
-            metrics={**metrics, "epochs": float(len(self.history))},
-            lineage=Lineage(config_hash(config_to_dict(self.config)), self.data.checksum(), __version__),
-        )
-
-    def checkpoint(self) -> Checkpoint:
-        return Checkpoint(
-            card=self.card(),
-            config=self.config,
-            epoch=len(self.history),
-            step=self.step,
-            model_state=self.model.state_dict(),
-            optimizer_state=self.optimizer.state_dict(),
-            rng=capture_rng(self.shuffle),
-            history=tuple(self.history),
-        )
+        return {
+            "out_dir": str(self.out_dir),
+            "best_epoch": self.best_epoch,
+            "val_accuracy": self.card.metrics.get("val_accuracy"),
+            "test_accuracy": self.test_accuracy,
+            "epochs": self.epochs,
+        }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -129,29 +102,53 @@ def fit(
     run = _start(config, data)
     if resume:
         _restore(run, load_checkpoint(out / CHECKPOINT_NAME))
-    train_x, train_y = (t.to(run.device) for t in _limit(run.data, config.limit_train, config.seed))
-    test_x, test_y = run.data.test_images.to(run.device), run.data.test_labels.to(run.device)
-    confusion: list[list[int]] = []
-    for epoch in range(len(run.history) + 1, config.epochs + 1):
-        confusion = _run_epoch(run, (train_x, train_y), (test_x, test_y), epoch, progress, on_step)
+    train, val = _split(run.data, config, run.device)
+    run.total_steps = config.epochs * math.ceil(len(train[1]) / config.batch_size)
+    while run.should_continue():
+        _run_epoch(run, train, val, len(run.history) + 1, progress, on_step)
         save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
-    if not confusion:  # resumed a run that had already finished: recompute for the report
-        confusion = evaluate(run.model, run.data, test_x, test_y)[2]
-    write_reports(out, config, run.data, run.model, run.history, confusion, run.device)
-    model = run.model.eval().to(memory_format=torch.contiguous_format)  # channels-last was for training speed
-    accuracy = run.history[-1]["test_accuracy"]
-    return TrainResult(out, model, run.card(), run.history, test_accuracy=accuracy, confusion=confusion)
+    model, confusion = _test_once(run)
+    save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
+    write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device)
+    card = run.card()
+    return TrainResult(out, model, card, run.history, run.best_epoch, run.test["test_accuracy"], confusion)
+
+
+def _split(
+    data: DatasetBundle, config: TrainConfig, device: torch.device
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(training images, labels) and (validation images, labels) on ``device``: the validation split
+    first, from the whole training set, then ``limit_train``'s subset of what is left."""
+    train_idx, val_idx = split_validation(data.train_labels, config.val_size, config.seed)
+    if config.limit_train is not None and config.limit_train < len(train_idx):
+        keep = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed))
+        train_idx = train_idx[keep[: config.limit_train]].sort().values
+    images, labels = data.train_images, data.train_labels
+    return (
+        (images[train_idx].to(device), labels[train_idx].to(device)),
+        (images[val_idx].to(device), labels[val_idx].to(device)),
+    )
+
+
+def _test_once(run: RunState) -> tuple[nn.Module, list[list[int]]]:
+    """The chosen weights, measured on the test set: the figure the card reports, after every choice."""
+    model = copy.deepcopy(run.model)
+    load_weights(model, run.best_state, what=f"the chosen weights of {run.config.arch}")
+    test_x, test_y = run.data.test_images.to(run.device), run.data.test_labels.to(run.device)
+    loss, accuracy, confusion = evaluate(model, run.data, test_x, test_y)
+    run.test = {"test_loss": loss, "test_accuracy": accuracy}
+    return model.eval().to(memory_format=torch.contiguous_format), confusion  # channels-last was for speed
 
 
 def _run_epoch(
-    run: _Run,
+    run: RunState,
     train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
     epoch: int,
     progress: bool,
     on_step: StepHook | None,
-) -> list[list[int]]:
-    """Train one epoch, evaluate, append the epoch's figures to the history; return the confusion matrix."""
+) -> None:
+    """Train one epoch, validate, append the epoch's figures to the history, keep it if it is the best."""
     started = time.perf_counter()
     loss, acc = _train_epoch(run, *train, epoch=epoch, progress=progress, on_step=on_step)
     train_seconds = time.perf_counter() - started
@@ -161,71 +158,71 @@ def _run_epoch(
             f"training diverged in epoch {epoch}: the loss became {loss} (lr {run.config.lr:g} is "
             f"likely too high for {run.config.optimizer}); {kept}"
         )
-    test_loss, test_acc, confusion = evaluate(run.model, run.data, *test)
-    run.history.append(
-        {
-            "epoch": epoch,
-            "train_loss": loss,
-            "train_accuracy": acc,
-            "test_loss": test_loss,
-            "test_accuracy": test_acc,
-            "seconds": round(time.perf_counter() - started, 3),
-            "train_seconds": round(train_seconds, 3),
-            "samples_per_s": round(len(train[1]) / train_seconds, 1),
-        }
-    )
-    return confusion
+    record = {"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"]}
+    if len(val[1]):
+        record["val_loss"], record["val_accuracy"], _ = evaluate(run.model, run.data, *val)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    record["train_seconds"] = round(train_seconds, 3)
+    record["samples_per_s"] = round(len(train[1]) / train_seconds, 1)
+    run.history.append(record)
+    run.keep_if_best()
 
 
-def _start(config: TrainConfig, data: DatasetBundle | None) -> _Run:
+def _start(config: TrainConfig, data: DatasetBundle | None) -> RunState:
     get_arch(config.arch)  # an unknown name fails before minutes of data loading, not after
     device = resolve_device(config.device)
     _seed_everything(config.seed, device)
     data = data or load_dataset_for(config)
     channels, height, width = data.input_shape
-    model = create(config.arch, num_classes=len(data.class_names), in_channels=channels, input_size=(height, width)).to(
-        device, memory_format=torch.channels_last
-    )
-    return _Run(
+    model = create(config.arch, num_classes=len(data.class_names), in_channels=channels, input_size=(height, width))
+    if config.init is not None:
+        fresh = apply_initial_weights(model, load_initial_weights(config.init, config.arch), source=config.init)
+        if fresh:
+            logger.info("--init %s: a new %d-class head (%s)", config.init, len(data.class_names), ", ".join(fresh))
+    model = model.to(device, memory_format=torch.channels_last)
+    return RunState(
         config=config,
         data=data,
         device=device,
         model=model,
-        optimizer=_make_optimizer(config, model),
+        optimizer=make_optimizer(config, model),
         shuffle=torch.Generator().manual_seed(config.seed),
+        augment=torch.Generator().manual_seed(config.seed + 1),
     )
 
 
-def _restore(run: _Run, saved: Checkpoint) -> None:
+def _restore(run: RunState, saved: Checkpoint) -> None:
     _check_same_run(saved, run.config)
-    load_weights(run.model, saved.model_state, what=f"the checkpoint's weights for {saved.card.arch}")
+    load_weights(run.model, saved.model_state, what=f"the checkpoint's chosen weights for {saved.card.arch}")
+    load_weights(run.model, saved.last_state, what=f"the checkpoint's last weights for {saved.card.arch}")
     load_weights(run.optimizer, saved.optimizer_state, what="the checkpoint's optimizer state")
     try:
-        restore_rng(saved.rng, run.shuffle)
+        restore_rng(saved.rng, run.shuffle, run.augment)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise ModelFileError(f"the checkpoint's RNG state cannot be restored ({describe(exc)})") from exc
     run.history, run.step = list(saved.history), saved.step
+    run.best_epoch, run.best_state = saved.best_epoch, dict(saved.model_state)
 
 
 def _train_epoch(
-    run: _Run, images: torch.Tensor, labels: torch.Tensor, *, epoch: int, progress: bool, on_step: StepHook | None
+    run: RunState, images: torch.Tensor, labels: torch.Tensor, *, epoch: int, progress: bool, on_step: StepHook | None
 ) -> tuple[float, float]:
-    model, optimizer, batch_size = run.model, run.optimizer, run.config.batch_size
+    model, optimizer, config = run.model, run.optimizer, run.config
     model.train()
     order = torch.randperm(len(labels), generator=run.shuffle).to(labels.device)
     loss_sum = torch.zeros((), device=labels.device)
     correct = torch.zeros((), dtype=torch.long, device=labels.device)
-    batches = range(0, len(labels), batch_size)
-    for start in tqdm(
-        batches, desc=f"epoch {epoch}/{run.config.epochs}", unit="batch", disable=not progress, leave=False
-    ):
-        idx = order[start : start + batch_size]
-        x = run.data.normalize(images[idx]).contiguous(memory_format=torch.channels_last)
+    batches = range(0, len(labels), config.batch_size)
+    for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False):
+        idx = order[start : start + config.batch_size]
+        x = augment_batch(images[idx], config.augment, run.augment)
+        x = run.data.normalize(x).contiguous(memory_format=torch.channels_last)
         y = labels[idx]
         logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        loss = nn.functional.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        set_lr(optimizer, lr_at(config, run.step, run.total_steps))
         optimizer.step()
         run.step += 1
         loss_sum += loss.detach() * len(y)  # no .item() per step: it would sync a GPU every batch
@@ -256,15 +253,6 @@ def evaluate(
     return round(loss_sum / n, 6), round(int(confusion.trace()) / n, 6), confusion.tolist()
 
 
-def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), config.lr, config.weight_decay
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=True)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd, fused=True)
-    return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-
-
 def _seed_everything(seed: int, device: torch.device) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -272,14 +260,6 @@ def _seed_everything(seed: int, device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-
-
-def _limit(data: DatasetBundle, limit: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = data.train_images, data.train_labels
-    if limit is None or limit >= len(labels):
-        return images, labels
-    keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:limit]
-    return images[keep], labels[keep]
 
 
 def _check_same_run(saved: Checkpoint, config: TrainConfig) -> None:

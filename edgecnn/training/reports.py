@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ def write_reports(
     data: DatasetBundle,
     model: nn.Module,
     history: list[dict[str, Any]],
+    metrics: Mapping[str, float],
     confusion: list[list[int]],
     device: torch.device,
 ) -> None:
+    """``metrics`` are the card's: the chosen epoch's validation figures and the test set's, measured once."""
     write_json(
         out / METRICS_NAME,
         {
@@ -36,8 +39,8 @@ def write_reports(
             "threads": torch.get_num_threads(),
             "config": config_to_dict(config),
             "epochs": history,
-            "test_accuracy": history[-1]["test_accuracy"],
-            "test_loss": history[-1]["test_loss"],
+            "best_epoch": int(metrics["best_epoch"]),
+            **{k: metrics[k] for k in ("val_accuracy", "val_loss", "test_accuracy", "test_loss") if k in metrics},
             "confusion": confusion,
         },
     )
@@ -47,5 +50,5 @@ def write_reports(
         confusion,
         data.class_names,
         out / CONFUSION_NAME,
-        title=f"{title}: test accuracy {history[-1]['test_accuracy']:.2%}",
+        title=f"{title}: test accuracy {metrics['test_accuracy']:.2%} (epoch {int(metrics['best_epoch'])})",
     )

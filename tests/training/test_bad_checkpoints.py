@@ -41,10 +41,11 @@ def _set(path: str, value):
 _DELETE = object()
 
 
-def _first_weight(fn):
+def _first_weight(fn, states=("model_state",)):
     def edit(state):
         key = next(k for k in state["model_state"] if k.endswith("weight"))
-        state["model_state"][key] = fn(state["model_state"][key])
+        for name in states:
+            state[name] = {**state[name], key: fn(state[name][key])}
         return state
 
     return edit
@@ -60,6 +61,8 @@ LIES = {
     "extra tensor": lambda s: {**s, "model_state": {**s["model_state"], "ghost": torch.zeros(3)}},
     "wrong shape": _first_weight(lambda w: torch.zeros(w.shape[0] + 1, *w.shape[1:])),
     "NaN weight": _first_weight(lambda w: torch.full_like(w, math.nan)),
+    "best epoch after the last": _set("best_epoch", 7),
+    "no last weights": _set("last_state", _DELETE),
     "epoch as text": _set("epoch", "one"),
     "negative step": _set("step", -5),
     "history too short": _set("history", []),
@@ -72,6 +75,12 @@ LIES = {
     "shape of two": _set("card.input_shape", [28, 28]),
     "std zero": _set("card.normalization.std", [0.0]),
     "optimizer state text": _set("optimizer_state", "adam"),
+}
+# the last epoch's weights only matter to a resumed run (build_model takes the chosen ones)
+RESUME_LIES = {
+    **LIES,
+    "last weights wrong shape": _first_weight(lambda w: torch.zeros(w.shape[0] + 1, *w.shape[1:]), ("last_state",)),
+    "last weights NaN": _first_weight(lambda w: torch.full_like(w, math.nan), ("last_state",)),
 }
 
 
@@ -99,11 +108,13 @@ def test_a_flipped_bit_in_the_weights_fails_the_checksum(state, tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("lie", ["wrong shape", "optimizer state text", "NaN weight"])
+@pytest.mark.parametrize(
+    "lie", ["wrong shape", "optimizer state text", "NaN weight", "last weights wrong shape", "last weights NaN"]
+)
 def test_resume_refuses_a_lying_checkpoint(lie, state, tmp_path, mnist):
     run = tmp_path / "run"
     run.mkdir()
-    _save(LIES[lie](copy.deepcopy(state)), run / "checkpoint.pt")
+    _save(RESUME_LIES[lie](copy.deepcopy(state)), run / "checkpoint.pt")
     config = TrainConfig(**{**state["config"], "epochs": 2})
     with pytest.raises(ModelFileError):
         fit(config, run, resume=True, data=mnist)

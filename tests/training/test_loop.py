@@ -44,8 +44,12 @@ def test_run_writes_four_real_artifacts(tiny_run):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] == result.test_accuracy
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "samples_per_s"):
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_s"):
         assert key in metrics["epochs"][0]
+    assert not any(k.startswith("test") for e in metrics["epochs"] for k in e)  # the test set: once, at the end
+    best = max(metrics["epochs"], key=lambda e: (e["val_accuracy"], -e["val_loss"]))
+    assert metrics["best_epoch"] == best["epoch"] == result.best_epoch
+    assert metrics["val_accuracy"] == best["val_accuracy"]
     assert sum(map(sum, metrics["confusion"])) == 10000
     assert not list(out.glob(".*.tmp"))  # no temp file left beside the artifacts
 
@@ -77,9 +81,16 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_interrupt_and_resume_is_bit_identical(tmp_path, mnist):
-    # mnist_cnn3 has dropout, so the global RNG state must survive the interruption too
-    config = TrainConfig(arch="mnist_cnn3", dataset="mnist", epochs=3, limit_train=600, seed=11, device="cpu")
+SCHEDULED = dict(optimizer="adamw", schedule="onecycle", weight_decay=0.05, label_smoothing=0.1, augment="affine")
+
+
+@pytest.mark.parametrize("recipe", [{}, SCHEDULED], ids=["constant", "onecycle-affine"])
+def test_interrupt_and_resume_is_bit_identical(tmp_path, mnist, recipe):
+    # mnist_cnn3 has dropout, so the global RNG state must survive the interruption too; the one-cycle run
+    # is cut mid-schedule, with the augmentation's generator mid-stream
+    config = TrainConfig(
+        arch="mnist_cnn3", dataset="mnist", epochs=3, limit_train=600, val_size=500, seed=11, device="cpu", **recipe
+    )
     mnist = dataclasses.replace(mnist, test_images=mnist.test_images[:1000], test_labels=mnist.test_labels[:1000])
     straight = fit(config, tmp_path / "straight", data=mnist)
 
@@ -102,6 +113,48 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path, mnist):
     cut = load_checkpoint(tmp_path / "cut").optimizer_state["state"]
     whole = load_checkpoint(tmp_path / "straight").optimizer_state["state"]
     assert all(torch.equal(cut[k]["exp_avg"], whole[k]["exp_avg"]) for k in whole)
+    assert resumed.best_epoch == straight.best_epoch and resumed.test_accuracy == straight.test_accuracy
+
+
+def test_the_test_set_never_reaches_a_choice(tmp_path, fashion):
+    """Shuffle the test labels: every choice (the epoch kept, early stopping) stays the same, only the final
+    test figure changes."""
+    config = TrainConfig(arch="tiny", epochs=4, limit_train=1500, val_size=1000, seed=2, device="cpu", lr=3e-3)
+    scrambled = fashion.test_labels[
+        torch.randperm(len(fashion.test_labels), generator=torch.Generator().manual_seed(0))
+    ]
+    runs = [
+        fit(config, tmp_path / name, data=dataclasses.replace(fashion, test_labels=labels))
+        for name, labels in (("true", fashion.test_labels), ("scrambled", scrambled))
+    ]
+    strip = [[{k: v for k, v in e.items() if "seconds" not in k and "per_s" not in k} for e in r.epochs] for r in runs]
+    assert strip[0] == strip[1] and runs[0].best_epoch == runs[1].best_epoch
+    a, b = _weights(runs[0].model), _weights(runs[1].model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].test_accuracy > 0.5 > 0.2 > runs[1].test_accuracy  # the test figure did see the labels
+
+
+def test_the_best_epoch_is_kept_and_the_last_one_resumed(tmp_path, fashion):
+    config = TrainConfig(arch="tiny", epochs=3, limit_train=1000, val_size=1000, seed=4, device="cpu", lr=0.05)
+    result = fit(config, tmp_path, data=fashion)
+    saved = load_checkpoint(tmp_path)
+    best = max(result.epochs, key=lambda e: (e["val_accuracy"], -e["val_loss"]))["epoch"]
+    assert saved.best_epoch == result.best_epoch == best and saved.epoch == 3
+    built, kept = _weights(saved.build_model()), _weights(result.model)
+    assert all(torch.equal(built[k], kept[k]) for k in built)
+    _, accuracy, _ = evaluate(result.model, fashion, fashion.test_images, fashion.test_labels)
+    assert accuracy == result.test_accuracy
+    assert saved.last_state.keys() == saved.model_state.keys()
+    if best != 3:
+        assert not all(torch.equal(saved.last_state[k], saved.model_state[k]) for k in saved.model_state)
+
+
+def test_patience_stops_a_stalled_run(tmp_path, fashion):
+    config = TrainConfig(arch="tiny", epochs=10, limit_train=300, val_size=500, patience=2, lr=1e-12, device="cpu")
+    result = fit(config, tmp_path, data=fashion)
+    assert result.best_epoch == 1 and [e["epoch"] for e in result.epochs] == [1, 2, 3]
+    again = fit(config, tmp_path, data=fashion, resume=True)  # resuming a stopped run trains no more
+    assert len(again.epochs) == 3
 
 
 def test_resume_continues_to_more_epochs(tiny_run, tmp_path, fashion):
@@ -141,7 +194,7 @@ def test_checkpoint_with_arbitrary_pickle_is_not_executed(tmp_path):
             return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w').write('pwned')",))
 
     path = tmp_path / CHECKPOINT_NAME
-    torch.save({"format": "edgecnn-checkpoint-2", "payload": Evil()}, path)
+    torch.save({"format": "edgecnn-checkpoint-3", "payload": Evil()}, path)
     with pytest.raises(ModelFileError):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
