@@ -98,28 +98,27 @@ def test_no_star_imports():
         assert not any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
 
 
-def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(tmp_path):
-    import zipfile
-
+def _build_wheel(source: Path, dest: Path) -> Path:
+    """``pip wheel`` of a source tree or an sdist, as a user's pip builds it (no isolation: offline)."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            str(REPO),
-            "-w",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source), "-w", str(dest)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (wheel,) = tmp_path.glob("edgecnn-*.whl")
+    (wheel,) = dest.glob("edgecnn-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build_wheel(REPO, tmp_path_factory.mktemp("wheel"))
+
+
+def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(wheel):
+    import zipfile
+
     names = set(zipfile.ZipFile(wheel).namelist())
     sources = {p.relative_to(REPO).as_posix() for p in _sources()}
     assert sources <= names, sources - names
@@ -132,3 +131,73 @@ def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(
     assert not any(
         line.startswith("Requires-Dist: onnxruntime") and "extra" not in line for line in metadata.splitlines()
     )  # the core names no onnxruntime build
+
+
+def test_the_wheel_ships_the_zoo_index_and_every_int8_model(wheel):
+    import hashlib
+    import json
+    import zipfile
+
+    index_path = REPO / "models" / "index.json"
+    if not index_path.is_file():
+        pytest.skip("models/index.json does not exist yet (tools/build_zoo.py makes the zoo): no zoo to ship")
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    archive = zipfile.ZipFile(wheel)
+    assert archive.read("edgecnn/_zoo/index.json") == index_path.read_bytes()  # its SHA-256s still verify
+    int8 = [net["variants"]["int8"] for net in index["nets"].values() if "int8" in net["variants"]]
+    assert int8, "the zoo has no int8 model to ship"
+    for relative in int8:
+        data = archive.read(f"edgecnn/_zoo/{relative}")
+        assert hashlib.sha256(data).hexdigest() == index["files"][relative]["sha256"], relative
+    shipped = {n for n in archive.namelist() if n.startswith("edgecnn/_zoo/")}
+    assert shipped == {"edgecnn/_zoo/index.json", *(f"edgecnn/_zoo/{r}" for r in int8)}  # no fp32, no cards
+
+
+def test_an_sdist_carries_the_zoo_and_its_wheel_ships_the_int8_models_only(tmp_path):
+    """setup.py and MANIFEST.in on a copy of the source with a small zoo of its own (stand-in files: the
+    packaging never parses them), built the way pip builds a downloaded sdist."""
+    import tarfile
+    import zipfile
+
+    from edgecnn.errors import ModelFileError
+    from edgecnn.files import write_json
+    from edgecnn.runtime.zoo import resolve_zoo
+    from edgecnn.runtime.zoo_index import ZooEntry, build_index
+
+    source = _source_copy(tmp_path / "src")
+    models, nets = source / "models", []
+    for name in ("a", "b"):
+        (models / name).mkdir(parents=True)
+        for variant in ("fp32", "int8"):
+            (models / name / f"{name}.{variant}.onnx").write_bytes(f"{name} {variant}".encode())
+        nets.append(ZooEntry(name, "mnist", "s", "int8", {v: f"{name}/{name}.{v}.onnx" for v in ("fp32", "int8")}))
+    (models / "a" / "card.md").write_text("# a\n")
+    write_json(models / "index.json", build_index(models, nets, ["a/card.md"]).to_dict())
+    code = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sdist")], cwd=source, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (sdist,) = (tmp_path / "sdist").glob("edgecnn-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
+    assert {"setup.py", "models/index.json", "models/a/a.int8.onnx", "models/b/b.int8.onnx"} <= members
+    assert not any(m.endswith((".fp32.onnx", "card.md")) for m in members)
+    archive = zipfile.ZipFile(_build_wheel(sdist, tmp_path / "wheel"))
+    shipped = sorted(n for n in archive.namelist() if n.startswith("edgecnn/_zoo/"))
+    assert shipped == ["edgecnn/_zoo/a/a.int8.onnx", "edgecnn/_zoo/b/b.int8.onnx", "edgecnn/_zoo/index.json"]
+    assert archive.read("edgecnn/_zoo/index.json") == (models / "index.json").read_bytes()
+    archive.extractall(tmp_path / "installed", members=shipped)
+    packaged = tmp_path / "installed" / "edgecnn" / "_zoo"
+    assert resolve_zoo("zoo:b", packaged) == packaged / "b" / "b.int8.onnx"  # size and SHA-256 verified
+    with pytest.raises(ModelFileError, match="the wheel ships the int8 models only"):
+        resolve_zoo("zoo:a:fp32", packaged)
+
+
+def _source_copy(dest: Path) -> Path:
+    """What the packaging reads of the repository: the package, its metadata and build files, the readme."""
+    import shutil
+
+    shutil.copytree(PACKAGE, dest / "edgecnn", ignore=shutil.ignore_patterns("__pycache__", "_zoo"))
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "LICENSE", "docs/PYPI.md"):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, dest / name)
+    return dest

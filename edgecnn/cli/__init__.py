@@ -19,6 +19,7 @@ from edgecnn.cli.info import info
 from edgecnn.cli.predict import predict
 from edgecnn.cli.quantize import quantize
 from edgecnn.cli.train import archs, train
+from edgecnn.cli.zoo import zoo_command
 from edgecnn.errors import EdgeCNNError
 
 __all__ = ["main"]
@@ -58,7 +59,7 @@ def main(verbose: bool) -> None:
 # the extra each command needs, shown in `edgecnn --help`
 _EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
 
-for _command in (archs, train, export_command, verify, quantize, predict, info, bench):
+for _command in (archs, train, export_command, verify, quantize, predict, info, bench, zoo_command):
     main.add_command(_command)
     if _command.name in _EXTRA:
         _command.short_help = f"[{_EXTRA[_command.name]}] {_command.get_short_help_str(limit=60)}"

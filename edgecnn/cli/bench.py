@@ -10,6 +10,7 @@ import click
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json
 from edgecnn.cli.requires import require
+from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 from edgecnn.config import PROVIDERS, BenchConfig
 from edgecnn.files import check_writable, write_json
 
@@ -34,10 +35,18 @@ BENCH_HELP = {
 @click.option("--torch", "torch_checkpoint", default=None, help="Add torch eager from this checkpoint as a row.")
 @click.option("--json", "json_path", default=None, help="Write every figure as JSON to PATH, or '-' for stdout only.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Write a PNG chart.")
+@zoo_dir_option
 def bench(
-    models: tuple[str, ...], torch_checkpoint: str | None, json_path: str | None, plot_path: str | None, **options: Any
+    models: tuple[str, ...],
+    torch_checkpoint: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    zoo_dir: str | None,
+    **options: Any,
 ) -> None:
-    """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory."""
+    """Measure MODEL.onnx files (and torch eager) round-robin: percentiles, throughput, start-up, memory.
+    A MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
+    models = tuple(resolve_model(model, zoo_dir) for model in models)
     if json_path and json_path != "-":  # checked before minutes of measuring, not after
         check_writable(json_path, what="--json")
     if plot_path:

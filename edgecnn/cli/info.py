@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.output import print_json
+from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 
 __all__ = ["info"]
 
@@ -16,14 +17,17 @@ __all__ = ["info"]
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def info(model: str, as_json: bool) -> None:
+@zoo_dir_option
+def info(model: str, as_json: bool, zoo_dir: str | None) -> None:
     """Show what MODEL.onnx holds: inputs, outputs, opsets and op counts; for an edgecnn model also its card
-    (arch, classes, normalization, data, metrics, lineage), default framing, quantization and parity."""
+    (arch, classes, normalization, data, metrics, lineage), default framing, quantization and parity.
+    MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
     from edgecnn.files import report_status
     from edgecnn.runtime.graphinfo import read_graph_info
     from edgecnn.runtime.metadata import PREFIX, decode, metadata_props
     from edgecnn.runtime.session import open_session
 
+    model = resolve_model(model, zoo_dir)
     graph = read_graph_info(model)
     session = open_session(model)  # onnxruntime must load it too: info on a file it refuses would mislead
     props = metadata_props(session, source=model)  # onnxruntime's view: bytes that are not UTF-8 are refused

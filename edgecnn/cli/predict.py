@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.output import print_json
+from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 from edgecnn.config import FIT_MODES, INPUT_LAYOUTS, PROVIDERS
 
 __all__ = ["predict"]
@@ -36,6 +37,7 @@ PROGRESS_FROM = 300  # more files than this get a progress bar (on a terminal)
 @click.option("--std", default=None, help="A model without edgecnn metadata: comma-separated per-channel std.")
 @click.option("--layout", type=click.Choice(INPUT_LAYOUTS), default=None, help="A model without edgecnn metadata.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list on stdout: a result or an error per file.")
+@zoo_dir_option
 def predict(
     model: str,
     images: tuple[str, ...],
@@ -45,13 +47,17 @@ def predict(
     fit: str | None,
     no_invert: bool,
     as_json: bool,
+    zoo_dir: str | None,
     **foreign: str | None,
 ) -> None:
     """Classify IMAGES with MODEL.onnx: files, folders (searched recursively, sorted) or `-` for paths on
-    stdin. A bad file gets its own error line; the rest still run; the exit status is 1 if any failed."""
+    stdin. A bad file gets its own error line; the rest still run; the exit status is 1 if any failed.
+    MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
     from edgecnn.runtime import Predictor
 
-    predictor = Predictor(model, provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign))
+    predictor = Predictor(
+        resolve_model(model, zoo_dir), provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign)
+    )
     files = list(_expand(images))
     failed = False
     results = []

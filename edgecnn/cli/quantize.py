@@ -9,9 +9,11 @@ import click
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import show_export_report
 from edgecnn.cli.requires import require
+from edgecnn.cli.zoo import refuse_zoo_output, resolve_model, zoo_dir_option
 from edgecnn.config import CALIBRATION_METHODS, INPUT_LAYOUTS, QuantizeConfig
 from edgecnn.export.modes import quantize_choices
 from edgecnn.files import check_writable, report_path
+from edgecnn.runtime.zoo import is_zoo_spec
 
 __all__ = ["quantize"]
 
@@ -43,8 +45,13 @@ QUANTIZE_HELP = {
     choices={"mode": quantize_choices(), "calibration_method": CALIBRATION_METHODS, "layout": INPUT_LAYOUTS},
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
-def quantize(model: str, out: str, as_json: bool, **options: Any) -> None:
-    """Quantize an fp32 MODEL.onnx (any exporter's) and prove parity with it on real labelled images."""
+@zoo_dir_option
+def quantize(model: str, out: str, as_json: bool, zoo_dir: str | None, **options: Any) -> None:
+    """Quantize an fp32 MODEL.onnx (any exporter's) and prove parity with it on real labelled images.
+    MODEL may be a zoo model, zoo:NAME (its fp32 file unless :int8 is named); --out is never in the zoo."""
+    if is_zoo_spec(model):
+        refuse_zoo_output(out, zoo_dir)
+        model = resolve_model(model, zoo_dir, default_variant="fp32")
     check_writable(out, what="--out")  # before the candidates are built and measured, as is the report card
     check_writable(report_path(out), what="--out's report card")
     require("quantize", "edgecnn quantize")

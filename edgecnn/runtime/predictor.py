@@ -22,6 +22,7 @@ from edgecnn.runtime.framing import FIT_MODES, default_fit
 from edgecnn.runtime.images import CHANNEL_ORDERS
 from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixels
 from edgecnn.runtime.session import ORT_ERRORS, create_session
+from edgecnn.runtime.zoo import ZOO_PREFIX, is_zoo_spec, resolve_zoo
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -51,7 +52,7 @@ class Predictor:
     ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``spinning=False`` keeps idle worker threads from
     busy-waiting (several sessions on few cores). A model without edgecnn metadata needs ``classes``,
     ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC"); ``output="probabilities"`` when its graph ends
-    in a softmax."""
+    in a softmax. ``model_path`` may name a zoo model, ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`)."""
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class Predictor:
         layout: str | None = None,
         output: str = "logits",
     ) -> None:
-        self.path = Path(model_path)
+        self.path = resolve_zoo(model_path) if is_zoo_spec(model_path) else Path(model_path)
         self._session, self.provider = create_session(
             self.path, provider, threads=threads, allow_fallback=allow_fallback, spinning=spinning
         )
@@ -89,6 +90,15 @@ class Predictor:
         self._outputs = [self._session.get_outputs()[0].name]
         # MNIST-style data (dark backgrounds: a low mean pixel) is what light-background inversion is for
         self._dark_background = spec.shape[0] == 1 and self.card.normalization.mean[0] < 0.5
+
+    @classmethod
+    def from_zoo(
+        cls, name: str, variant: str | None = None, *, zoo_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> Predictor:
+        """The zoo's model NAME (``edgecnn zoo`` lists them) as ``variant`` "fp32" or "int8" (default: the net's
+        own), once its size and SHA-256 match the zoo's index; ``kwargs`` as for the constructor."""
+        spec = (name if is_zoo_spec(name) else ZOO_PREFIX + name) + (f":{variant}" if variant else "")
+        return cls(resolve_zoo(spec, zoo_dir), **kwargs)
 
     @property
     def card(self) -> ModelCard:
