@@ -19,8 +19,10 @@ out = pathlib.Path(sys.argv[1])
 summary = json.loads((out / "train.json").read_text())
 for e in summary["epochs"]:
     print(f"  epoch {e['epoch']}: train loss {e['train_loss']:.4f} acc {e['train_accuracy']:.2%} | "
-          f"test loss {e['test_loss']:.4f} acc {e['test_accuracy']:.2%} | {e['seconds']:.1f} s, "
+          f"validation loss {e['val_loss']:.4f} acc {e['val_accuracy']:.2%} | {e['seconds']:.1f} s, "
           f"{e['samples_per_s']:,.0f} samples/s")
+print(f"  kept epoch {summary['best_epoch']} (best on validation); test accuracy, measured once: "
+      f"{summary['test_accuracy']:.2%}")
 print(f"  wrote {out}/checkpoint.pt, metrics.json, curves.png, confusion.png")
 PY
 
@@ -71,3 +73,6 @@ echo "== bench: fp32 vs auto's choice vs torch eager, measured round-robin in on
 .venv/bin/edgecnn bench "$out/model.fp32.onnx" "$out/model.auto.onnx" --torch "$out" --batch-sizes 1,64 \
     --iters 200 --cold-runs 3 --json "$out/bench.json" --plot "$out/bench.png"
 echo "  wrote $out/bench.json and $out/bench.png"
+
+echo "== the zoo: the same samples through the shipped, trained keras_same (int8, SHA-256-checked)"
+.venv/bin/edgecnn predict zoo:keras_same "$out"/samples/*.png --top-k 2

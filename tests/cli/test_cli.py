@@ -51,7 +51,8 @@ def test_train_json_and_the_four_files(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)  # stdout holds the JSON and nothing else
-    assert summary["test_accuracy"] == summary["epochs"][-1]["test_accuracy"] > 0.3
+    assert summary["test_accuracy"] > 0.3 and summary["best_epoch"] == 1
+    assert summary["val_accuracy"] == summary["epochs"][-1]["val_accuracy"] > 0.3
     for name in ("checkpoint.pt", "metrics.json", "curves.png", "confusion.png"):
         assert (out / name).is_file()
     assert proc.stderr == ""  # not a TTY: no progress bar

@@ -33,8 +33,16 @@ def plain_onnx(checkpoints, tmp_path_factory):
 
 def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_path, fashion):
     out = tmp_path / "int8.onnx"
+    # percentile calibration: minmax on this one-epoch keras_same misses the 99 % agreement gate (98.8 %),
+    # as issue 12 measured on another one; the gate says so loudly, the test wants a file that passes
     config = QuantizeConfig(
-        mode="static", calibration="fashion-mnist", mean=(0.286,), std=(0.353,), max_accuracy_drop=1.0, **QUICK
+        mode="static",
+        calibration="fashion-mnist",
+        calibration_method="percentile",
+        mean=(0.286,),
+        std=(0.353,),
+        max_accuracy_drop=1.0,
+        **QUICK,
     )
     report = quantize_onnx(plain_onnx, out, config)
     parity = report.parity
@@ -66,7 +74,9 @@ def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
             tmp_path / "b.onnx",
             QuantizeConfig(mode="dynamic", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,)),
         )
-    with pytest.raises(ParityError) as info:  # a budget no int8 model can meet: nothing is written
+    # calibrated on one image, the activation ranges clip most others (measured: ~90 % agreement, a 6 pp
+    # drop), against a budget of 0 pp: the gate refuses it and nothing is written
+    with pytest.raises(ParityError) as info:
         quantize_onnx(
             plain_onnx,
             tmp_path / "c.onnx",
@@ -74,9 +84,9 @@ def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
                 mode="static",
                 calibration="fashion-mnist",
                 max_accuracy_drop=0,
-                calibration_samples=20,
-                mean=(0.9,),
-                std=(0.1,),
+                calibration_samples=1,
+                mean=(0.286,),
+                std=(0.353,),
                 **QUICK,
             ),
         )
