@@ -35,7 +35,10 @@ def digits(checkpoints, tmp_path_factory):
 @pytest.fixture(scope="module")
 def clothes(checkpoints, tmp_path_factory):
     out = tmp_path_factory.mktemp("clothes") / "model.onnx"
-    export_checkpoint(checkpoints("fashion_bn", "fashion-mnist"), out, ExportConfig(quantize="static", **QUICK))
+    # on 500 images one image is 0.2 pp: the export gate gets a 1 pp budget here (the default 0.3 pp is for the
+    # full test set); this test checks what the Predictor makes of a static int8 file, not the gate
+    config = ExportConfig(quantize="static", max_accuracy_drop=1.0, **QUICK)
+    export_checkpoint(checkpoints("fashion_bn", "fashion-mnist"), out, config)
     return out, checkpoints("fashion_bn", "fashion-mnist")
 
 
