@@ -39,8 +39,9 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "onecycle")  # learning rate over the run (training/schedule.py)
-AUGMENTATIONS = ("none", "affine", "crop-flip")  # per-batch, on the fly (training/augment.py): affine for
-#   digits (small rotation, shift, scale), crop-flip for clothing (padded random crop, horizontal flip)
+AUGMENTATIONS = ("none", "affine", "crop-flip", "flip")  # per-batch, on the fly (training/augment.py): affine
+#   for digits (small rotation, shift, scale), crop-flip for clothing (padded random crop, horizontal flip),
+#   flip alone for nets too small to fit shifted copies too
 DEVICES = ("auto", "cpu", "cuda")  # torch devices for training
 PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users name them
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")

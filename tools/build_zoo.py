@@ -8,7 +8,8 @@ Stage ``train`` runs, per net, edgecnn's recipe and the tutorial's (tools/zoo_re
 ``edgecnn train`` into ``runs/zoo/NAME/RECIPE``; ``--jobs`` runs at a time, each with cores/jobs torch
 threads. It is resumable: a finished run is kept, an interrupted one continues from its last epoch
 (``--resume``). Stage ``package`` exports, quantizes (``auto``), measures and writes the cards
-(tools/zoo_package.py).
+(tools/zoo_package.py); stage ``latency`` measures the latency again into the cards (run it on a
+quiet machine: nothing else running).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _cost(name: str, recipe: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=sorted(ZOO), help="one net (repeatable); default all")
-    parser.add_argument("--stage", choices=("train", "package", "all"), default="all")
+    parser.add_argument("--stage", choices=("train", "package", "latency", "all"), default="all")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "zoo")
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time (default 2)")
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         from zoo_package import package_all
 
         package_all(names, args.runs, args.models)
+    if args.stage == "latency":  # again, on a quiet machine, into the cards
+        from zoo_package import remeasure_latency
+
+        remeasure_latency(names, args.models)
     return 0
 
 

@@ -29,7 +29,7 @@ def _pct(value: float | None) -> str:
 
 def write_card(out: Path, card: dict[str, Any], net: ZooNet) -> None:
     card = {**card, "dataset": net.dataset, "goal": net.goal, "published": net.published, "tutorial": net.tutorial}
-    card["use"] = net.use
+    card["use"], card["tried"] = net.use, net.tried
     _write(out / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
     _write(out / "card.md", render_card(card))
 
@@ -77,6 +77,7 @@ def _recipe_section(card: dict[str, Any]) -> str:
         f"{ours['train_seconds'] / 60:.1f} min on {ours['threads']} torch thread(s).\n"
         f"- **The tutorial's recipe, here**: {card['tutorial']} → {_recipe_line(theirs['config'])}; "
         f"epoch {theirs['best_epoch']} of {theirs['epochs_run']} kept; {theirs['train_seconds'] / 60:.1f} min.\n"
+        + (f"- **Tried before**: {card['tried']}\n" if card.get("tried") else "")
     )
 
 

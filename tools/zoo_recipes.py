@@ -27,6 +27,7 @@ _DIGITS = {  # small rotation/shift/scale; one-cycle; AdamW; label smoothing
     "epochs": 12,
 }
 _CLOTHES = {**_DIGITS, "augment": "crop-flip", "epochs": 24}
+_SMALL_CLOTHES = {**_CLOTHES, "augment": "flip"}  # fashion_bn: too small to fit shifted copies too (card: tried)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ZooNet:
     tutorial_recipe: dict[str, Any]
     edgecnn_recipe: dict[str, Any] = field(default_factory=dict)
     use: str = ""  # intended use and input expectations, for the card
+    tried: str = ""  # recipes tried before this one, and why they were left (for the card)
 
     def recipe(self, which: str) -> dict[str, Any]:
         settings = self.tutorial_recipe if which == "tutorial" else self.edgecnn_recipe
@@ -115,8 +117,14 @@ ZOO = {
             0.90,
             0.915,
             {**_ADAM, "batch_size": 100, "epochs": 5},
-            _CLOTHES,
+            _SMALL_CLOTHES,
             _CLOTHES_USE,
+            "crop-flip, as keras_same (otherwise this recipe), kept epoch 23 of 24: validation 91.96 %, test "
+            "91.37 %, short of the 91.5 % goal; its training accuracy on augmented batches (91.9 %) had only "
+            "reached its validation accuracy: the 29,034-parameter net underfits shifted copies. Two runs followed, "
+            "side by side, flip only and no augmentation; flip was kept on validation accuracy (92.32 % vs "
+            "92.00 %); their test figures, measured after that choice: 92.03 % and 91.80 %. (The first run's test "
+            "figure prompted the second try; the choice between the two was made on validation alone.)",
         ),
         ZooNet(
             "keras_same",

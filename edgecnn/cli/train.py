@@ -28,7 +28,7 @@ TRAIN_HELP = {
     "schedule": "Learning rate over the run: constant, cosine (to 0) or onecycle (lr/25 → lr → lr/25e4).",
     "warmup_epochs": "Linear warm-up, in epochs (may be fractional; onecycle with 0: its first 30 %).",
     "label_smoothing": "Cross-entropy label smoothing (0: none).",
-    "augment": "Per-batch augmentation: affine (digits), crop-flip (clothing), none.",
+    "augment": "Per-batch augmentation: affine (digits), crop-flip (clothing), flip (clothing, small nets), none.",
     "val_size": "Images held out of the training set to choose the epoch kept (default: 1/12, ≤5,000; 0: none).",
     "patience": "Stop after N epochs without a better validation accuracy (0: never).",
     "init": "Start from trained weights: zoo:NAME or a .safetensors file (a new head if the classes differ).",

@@ -9,6 +9,9 @@ has it.
   tilted, larger or off-centre; no flip (a mirrored 2 is not a 2).
 - ``crop-flip`` (clothing): pad by 2 px, random 28×28 crop (shift ±2 px, exact), horizontal flip at p=.5 —
   a garment is the same garment mirrored.
+- ``flip`` (clothing, small nets): the horizontal flip alone. A net too small to fit shifted copies as well
+  (fashion_bn, 29k parameters: with crop-flip its training accuracy stays at its validation accuracy) still
+  gains the mirror images, which cost it no capacity.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def augment_batch(images: torch.Tensor, kind: str, generator: torch.Generator) -
         return _affine(images, generator)
     if kind == "crop-flip":
         return _crop_flip(images, generator)
+    if kind == "flip":
+        flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+        return torch.where(flip[:, None, None, None], images.flip(3), images)
     raise ValueError(f"unknown augmentation {kind!r}")
 
 

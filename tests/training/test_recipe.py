@@ -77,3 +77,12 @@ def test_affine_keeps_the_digit_roughly_where_it_was(mnist):
     assert torch.allclose(ink_out / ink_in, torch.ones(256), atol=0.35)  # scale 0.9–1.1: ink ×0.81–1.21
     assert (out - images.float()).abs().mean() > 5  # it did move something
     assert augment_batch(images, "none", torch.Generator()) is images
+
+
+def test_flip_mirrors_about_half_the_images_and_changes_nothing_else(fashion):
+    images = fashion.train_images[:400]
+    out = augment_batch(images, "flip", torch.Generator().manual_seed(3))
+    mirrored = [torch.equal(a, b.flip(2)) and not torch.equal(a, b) for a, b in zip(out, images, strict=True)]
+    kept = [torch.equal(a, b) for a, b in zip(out, images, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True))
+    assert 150 < sum(mirrored) < 250 and out.dtype == torch.uint8
