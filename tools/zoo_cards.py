@@ -235,7 +235,7 @@ def write_readme(models: Path) -> None:
         + "\n\n## Use\n\n```bash\nedgecnn zoo                                   # what is here\n"
         "edgecnn predict zoo:fashion_bn shirt.png       # int8 by default; zoo:NAME:fp32 for the fp32 file\n"
         "edgecnn train --init zoo:keras_same --dataset my_photos/ --out runs/mine   # fine-tune on your folder\n"
-        "```\n\n```python\nfrom edgecnn.runtime import Predictor\n"
+        "```\n\n```python\nfrom edgecnn.runtime import Predictor\n\n"
         'Predictor.from_zoo("fashion_bn", variant="int8").predict("shirt.png")\n```\n\n'
         "Every file is listed in `index.json` with its SHA-256; the runtime checks it before loading. The int8 "
         "files also ship inside the wheel.\n"
