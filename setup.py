@@ -1,7 +1,8 @@
-"""One packaging step pyproject.toml cannot say: ship the zoo's int8 models inside the wheel.
+"""One packaging step pyproject.toml cannot say: ship the zoo's int8 (and default) models inside the wheel.
 
 pyproject.toml stays the metadata. When ``models/index.json`` exists, ``build_py`` copies it unchanged into
-``edgecnn/_zoo/``, with each net's int8 file beside it in the same layout, so the packaged index's SHA-256s
+``edgecnn/_zoo/``, with each net's int8 file and its default file (``auto``'s choice: fp32 where int8 is not
+faster) beside it in the same layout, so the packaged index's SHA-256s
 still verify (``edgecnn.runtime.zoo`` finds that copy after ``$EDGECNN_ZOO`` and a checkout's ``models/``).
 The fp32 files and the rest of each net's folder stay in the repository. Without ``models/`` the build is
 the same and ships no zoo. MANIFEST.in carries the same files in an sdist, so its wheel ships them too.
@@ -24,11 +25,16 @@ ZOO_SOURCE = Path(__file__).resolve().parent / "models"
 ZOO_FORMAT = "edgecnn-zoo-1"
 
 
-def int8_files(index: dict) -> list[str]:
-    """The int8 file of every net of a parsed index, as relative paths (refused if one could escape)."""
+def shipped_files(index: dict) -> list[str]:
+    """The int8 and the default file of every net of a parsed index, as relative paths (refused if one could
+    escape)."""
     if index.get("format") != ZOO_FORMAT:
         raise RuntimeError(f"models/index.json has format {index.get('format')!r}, not {ZOO_FORMAT!r}")
-    files = [net["variants"]["int8"] for net in index["nets"].values() if "int8" in net["variants"]]
+    files = []
+    for net in index["nets"].values():
+        for variant in ("int8", net["default"]):
+            if variant in net["variants"] and net["variants"][variant] not in files:
+                files.append(net["variants"][variant])
     for relative in files:
         parts = relative.split("/")
         if "\\" in relative or ":" in relative or any(part in ("", ".", "..") for part in parts):
@@ -37,13 +43,13 @@ def int8_files(index: dict) -> list[str]:
 
 
 def copy_zoo(source: Path, target: Path) -> int:
-    """``source/index.json`` and its int8 files → ``target``, each checked against the index first.
+    """``source/index.json`` and its int8 and default files → ``target``, each checked against the index first.
     Returns how many models were copied (0 when ``source`` holds no index)."""
     shutil.rmtree(target, ignore_errors=True)  # a file left by an earlier build must never ship
     if not (source / "index.json").is_file():
         return 0
     index = json.loads((source / "index.json").read_text(encoding="utf-8"))
-    files = int8_files(index)
+    files = shipped_files(index)
     for relative in files:
         data = (source / relative).read_bytes()
         expected = index["files"][relative]
@@ -56,14 +62,14 @@ def copy_zoo(source: Path, target: Path) -> int:
 
 
 class BuildWithZoo(build_py):
-    """build_py, plus the zoo's index and int8 models as ``edgecnn/_zoo/`` (not in editable installs:
+    """build_py, plus the zoo's index, int8 and default models as ``edgecnn/_zoo/`` (not in editable installs:
     those read the checkout's ``models/`` directly)."""
 
     def run(self) -> None:
         super().run()
         if not getattr(self, "editable_mode", False):
             count = copy_zoo(ZOO_SOURCE, Path(self.build_lib) / "edgecnn" / "_zoo")
-            self.announce(f"packaged {count} int8 zoo model(s) into edgecnn/_zoo", level=2)
+            self.announce(f"packaged {count} zoo model file(s) into edgecnn/_zoo", level=2)
 
 
 setup(cmdclass={"build_py": BuildWithZoo})

@@ -135,7 +135,7 @@ def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(
     )  # the core names no onnxruntime build
 
 
-def test_the_wheel_ships_the_zoo_index_and_every_int8_model(wheel):
+def test_the_wheel_ships_the_zoo_index_every_int8_model_and_every_default(wheel):
     import hashlib
     import json
     import zipfile
@@ -144,13 +144,15 @@ def test_the_wheel_ships_the_zoo_index_and_every_int8_model(wheel):
     index = json.loads(index_path.read_text(encoding="utf-8"))
     archive = zipfile.ZipFile(wheel)
     assert archive.read("edgecnn/_zoo/index.json") == index_path.read_bytes()  # its SHA-256s still verify
-    int8 = [net["variants"]["int8"] for net in index["nets"].values() if "int8" in net["variants"]]
-    assert int8, "the zoo has no int8 model to ship"
-    for relative in int8:
+    nets = index["nets"].values()
+    int8 = {net["variants"]["int8"] for net in nets}
+    defaults = {net["variants"][net["default"]] for net in nets}  # auto's choice: fp32 where int8 is not faster
+    assert len(int8) == 6 and defaults - int8, "every net's int8 file, and the fp32 ones auto kept"
+    for relative in int8 | defaults:
         data = archive.read(f"edgecnn/_zoo/{relative}")
         assert hashlib.sha256(data).hexdigest() == index["files"][relative]["sha256"], relative
     shipped = {n for n in archive.namelist() if n.startswith("edgecnn/_zoo/")}
-    assert shipped == {"edgecnn/_zoo/index.json", *(f"edgecnn/_zoo/{r}" for r in int8)}  # no fp32, no cards
+    assert shipped == {"edgecnn/_zoo/index.json", *(f"edgecnn/_zoo/{r}" for r in int8 | defaults)}  # no cards
     assert wheel.stat().st_size <= 12 * 1024**2, f"the wheel is {wheel.stat().st_size / 1024**2:.1f} MiB"
 
 
@@ -208,7 +210,7 @@ def test_an_sdist_carries_the_zoo_and_its_wheel_ships_the_int8_models_only(tmp_p
     with tarfile.open(sdist) as tar:
         members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
     assert {"setup.py", "models/index.json", "models/a/a.int8.onnx", "models/b/b.int8.onnx"} <= members
-    assert not any(m.endswith((".fp32.onnx", "card.md")) for m in members)
+    assert "models/a/a.fp32.onnx" in members and not any(m.endswith("card.md") for m in members)
     archive = zipfile.ZipFile(_build_wheel(sdist, tmp_path / "wheel"))
     shipped = sorted(n for n in archive.namelist() if n.startswith("edgecnn/_zoo/"))
     assert shipped == ["edgecnn/_zoo/a/a.int8.onnx", "edgecnn/_zoo/b/b.int8.onnx", "edgecnn/_zoo/index.json"]
@@ -216,7 +218,7 @@ def test_an_sdist_carries_the_zoo_and_its_wheel_ships_the_int8_models_only(tmp_p
     archive.extractall(tmp_path / "installed", members=shipped)
     packaged = tmp_path / "installed" / "edgecnn" / "_zoo"
     assert resolve_zoo("zoo:b", packaged) == packaged / "b" / "b.int8.onnx"  # size and SHA-256 verified
-    with pytest.raises(ModelFileError, match="the wheel ships the int8 models only"):
+    with pytest.raises(ModelFileError, match="the wheel ships only the int8 and the default models"):
         resolve_zoo("zoo:a:fp32", packaged)
 
 

@@ -8,9 +8,10 @@ python="${PYTHON:-python3}"
 stamp="$venv/.edgecnn-deps"
 want="$(cat "$root/pyproject.toml" "$root/tools/setup.sh" | sha256sum | cut -d' ' -f1)"
 
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    # none yet, or a half-made one (a setup killed while creating it has python but no pip): start clean
     echo "setup: creating $venv" >&2
-    "$python" -m venv "$venv"
+    "$python" -m venv --clear "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing edgecnn[cpu,train,dev] into $venv (the first run takes a few minutes)" >&2

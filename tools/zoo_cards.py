@@ -191,8 +191,8 @@ def write_index(models: Path) -> None:
         name = card["name"]
         nets[name] = {
             "dataset": card["dataset"],
-            "summary": f"{card['net']['parameters']:,} parameters, int8 test {_pct(card['accuracy']['test']['int8'])}",
-            "default": "int8",
+            "summary": f"{card['net']['parameters']:,} parameters; default {_default_note(card)}",
+            "default": "int8" if card["int8"]["chosen_by"] == "auto" else "fp32",  # auto's choice
             "variants": {k: f"{name}/{v['path']}" for k, v in card["files"].items()},
             "int8_mode": card["int8"]["mode"],
             "test_accuracy": {k: card["accuracy"]["test"][k] for k in ("torch", "fp32", "int8")},
@@ -205,13 +205,18 @@ def write_index(models: Path) -> None:
     _write(models / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+def _default_note(card: dict[str, Any]) -> str:
+    mode = card["int8"]["mode"]
+    return f"int8 ({mode})" if card["int8"]["chosen_by"] == "auto" else f"fp32 (auto: {mode} int8 not faster)"
+
+
 def write_readme(models: Path) -> None:
     cards = [json.loads(p.read_text()) for p in sorted(models.glob("*/card.json"))]
     order = {name: i for i, name in enumerate(ZOO)}
     cards.sort(key=lambda c: order.get(c["name"], 99))
     header = (
         "| net | dataset | tutorial's figure | tutorial's recipe here | edgecnn (torch) | fp32 ONNX | int8 ONNX | "
-        "goal | int8 mode | parameters | MACs | int8 kB | int8 b1 p50 ms | int8 b64 images/s |"
+        "goal | `zoo:NAME` gives | parameters | MACs | int8 kB | int8 b1 p50 ms | int8 b64 images/s |"
     )
     rows = [header, "|" + "---|" * 14]
     for c in cards:
@@ -219,7 +224,7 @@ def write_readme(models: Path) -> None:
         rows.append(
             f"| [`{c['name']}`]({c['name']}/card.md) | {c['dataset']} | {c['published']} | "
             f"{_pct(c['recipes']['tutorial']['test_accuracy'])} | {_pct(test['torch'])} | {_pct(test['fp32'])} | "
-            f"{_pct(test['int8'])} | ≥ {_pct(c['goal'])} | {c['int8']['mode']} | {c['net']['parameters']:,} | "
+            f"{_pct(test['int8'])} | ≥ {_pct(c['goal'])} | {_default_note(c)} | {c['net']['parameters']:,} | "
             f"{c['net']['macs']:,} | {c['files']['int8']['bytes'] / 1024:,.0f} | {lat['b1']['p50']:.3f} | "
             f"{lat['b64']['throughput']:,.0f} |"
         )
@@ -233,11 +238,13 @@ def write_readme(models: Path) -> None:
         "environment and the command that rebuilds it.\n\n"
         + "\n".join(rows)
         + "\n\n## Use\n\n```bash\nedgecnn zoo                                   # what is here\n"
-        "edgecnn predict zoo:fashion_bn shirt.png       # int8 by default; zoo:NAME:fp32 for the fp32 file\n"
+        "edgecnn predict zoo:fashion_bn shirt.png       # auto's choice by default; zoo:NAME:fp32|int8 to pick\n"
         "edgecnn train --init zoo:keras_same --dataset my_photos/ --out runs/mine   # fine-tune on your folder\n"
         "```\n\n```python\nfrom edgecnn.runtime import Predictor\n\n"
         'Predictor.from_zoo("fashion_bn", variant="int8").predict("shirt.png")\n```\n\n'
-        "Every file is listed in `index.json` with its SHA-256; the runtime checks it before loading. The int8 "
-        "files also ship inside the wheel.\n"
+        "A name alone (`zoo:NAME`) gives the file `auto` chose when the zoo was built: int8 where it was faster "
+        "on the build machine, else fp32 (the int8 mode column says which). Every file is listed in `index.json` "
+        "with its SHA-256; the runtime checks it before loading. The int8 and the default files also ship inside "
+        "the wheel.\n"
     )
     _write(models / "README.md", text)

@@ -2,7 +2,8 @@
 
 Tier 0: the standard library only (onnxruntime is never imported here). Zoo folders are searched in this
 order (:func:`zoo_dirs`): an explicit ``zoo_dir`` alone; else ``$EDGECNN_ZOO``, then the checkout's
-``models/``, then the copy packaged in the wheel (``edgecnn/_zoo/``: the index and the int8 files only).
+``models/``, then the copy packaged in the wheel (``edgecnn/_zoo/``: the index, each net's int8 file and
+its default file).
 A file is returned only after its size and SHA-256 match the index (:mod:`edgecnn.runtime.zoo_index`), so
 a damaged or tampered copy is refused before onnxruntime parses a byte of it.
 """
@@ -40,7 +41,8 @@ ZOO_PREFIX = "zoo:"
 ZOO_ENV = "EDGECNN_ZOO"
 _SPEC_FORM = f"zoo:NAME or zoo:NAME:VARIANT ({' or '.join(ZOO_VARIANTS)})"
 _WHEEL_HINT = (
-    "the wheel ships the int8 models only: pass --zoo-dir (zoo_dir=) or set EDGECNN_ZOO to a checkout's models/"
+    "the wheel ships only the int8 and the default models: pass --zoo-dir (zoo_dir=) or set EDGECNN_ZOO to "
+    "a checkout's models/"
 )
 _REPAIR = "it is not loaded: restore it (reinstall edgecnn, or `git checkout models/`) or rebuild the zoo"
 

@@ -1,7 +1,7 @@
 """``--init``: start a run from trained weights, ``zoo:NAME`` or a ``.safetensors`` file.
 
 The zoo's weights are found beside its ONNX files (``NAME/NAME.safetensors`` in a zoo folder: a checkout's
-``models/`` or ``$EDGECNN_ZOO``; the wheel ships only int8 ONNX files) and verified against the index's
+``models/`` or ``$EDGECNN_ZOO``; the wheel ships only ONNX files) and verified against the index's
 SHA-256 before they are read. safetensors holds tensors and a text header only: nothing in it can run.
 When the new dataset has another number of classes, the classifier head (the net's last Linear layer)
 keeps its fresh initialisation and everything before it starts from the given weights — the usual path
@@ -64,7 +64,7 @@ def _zoo_weights(spec: str) -> Path:
             return verify_file(index, relative)
     raise ModelFileError(
         f"--init {spec}: no zoo folder searched ({', '.join(searched) or 'none found'}) holds {relative}; the "
-        "wheel ships only the int8 ONNX files: set EDGECNN_ZOO to a checkout's models/, or give the file's path"
+        "wheel ships only ONNX files, no weights: set EDGECNN_ZOO to a checkout's models/, or give the file's path"
     )
 
 

@@ -107,7 +107,7 @@ def test_unknown_names_and_missing_variants_are_one_error_line(copy, digit):
     assert "the variants are fp32, int8" in line
     (copy / NAME / f"{NAME}.fp32.onnx").unlink()  # what a wheel install holds: the index and the int8 files
     line = _one_error_line(run_cli("info", f"zoo:{NAME}:fp32", "--zoo-dir", str(copy), block_torch=True))
-    assert "the wheel ships the int8 models only" in line and "EDGECNN_ZOO" in line
+    assert "the wheel ships only the int8 and the default models" in line and "EDGECNN_ZOO" in line
     assert run_cli("info", f"zoo:{NAME}", "--zoo-dir", str(copy), block_torch=True).returncode == 0
 
 

@@ -196,7 +196,7 @@ def test_a_variant_the_wheel_lacks_says_where_to_get_it(tmp_path, exported, no_d
     monkeypatch.setattr(zoo, "_wheel_zoo", lambda: wheel)
     assert zoo_dirs() == [wheel]
     assert resolve_zoo(f"zoo:{NAME}") == wheel / NAME / f"{NAME}.int8.onnx"
-    with pytest.raises(ModelFileError, match="the wheel ships the int8 models only: pass --zoo-dir") as caught:
+    with pytest.raises(ModelFileError, match="ships only the int8 and the default models: pass --zoo-dir") as caught:
         resolve_zoo(f"zoo:{NAME}:fp32")
     assert "\n" not in str(caught.value) and caught.value.path == wheel / NAME / f"{NAME}.fp32.onnx"
     (row,) = list_zoo()
