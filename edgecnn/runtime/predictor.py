@@ -17,11 +17,12 @@ import numpy as np
 
 from edgecnn.card import ModelCard
 from edgecnn.errors import ConfigError, InputError, ModelFileError, ProviderError, describe
+from edgecnn.runtime.backends import BACKENDS, Engine, onnxruntime_engine, openvino_engine
 from edgecnn.runtime.foreign import ForeignSpec, metadata_for
 from edgecnn.runtime.framing import FIT_MODES, default_fit
 from edgecnn.runtime.images import CHANNEL_ORDERS
 from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixels
-from edgecnn.runtime.session import ORT_ERRORS, create_session
+from edgecnn.runtime.session import create_session
 from edgecnn.runtime.zoo import ZOO_PREFIX, is_zoo_spec, resolve_zoo
 
 __all__ = ["Predictor", "Prediction"]
@@ -52,7 +53,10 @@ class Predictor:
     ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``spinning=False`` keeps idle worker threads from
     busy-waiting (several sessions on few cores). A model without edgecnn metadata needs ``classes``,
     ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC"); ``output="probabilities"`` when its graph ends
-    in a softmax. ``model_path`` may name a zoo model, ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`)."""
+    in a softmax. ``model_path`` may name a zoo model, ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).
+    ``backend``: "onnxruntime" (what "auto" means today) or "openvino" (``device`` as OpenVINO names it,
+    default "CPU"; ``precision`` "f32" unless "bf16"/"f16" is asked for). ``.backend``, ``.device`` and
+    ``.precision`` say what really runs (OpenVINO's read back from the compiled model)."""
 
     def __init__(
         self,
@@ -69,16 +73,40 @@ class Predictor:
         std: Sequence[float] | None = None,
         layout: str | None = None,
         output: str = "logits",
+        backend: str = "auto",
+        device: str | None = None,
+        precision: str | None = None,
     ) -> None:
         self.path = resolve_zoo(model_path) if is_zoo_spec(model_path) else Path(model_path)
-        self._session, self.provider = create_session(
-            self.path, provider, threads=threads, allow_fallback=allow_fallback, spinning=spinning
+        backend = _checked_choice("backend", backend, BACKENDS)
+        if backend == "openvino" and provider == "cuda":
+            raise ConfigError("provider= is onnxruntime's; with backend='openvino' name OpenVINO's device= instead")
+        session, self.provider = create_session(
+            self.path,
+            "cpu" if backend == "openvino" else provider,
+            threads=threads,
+            allow_fallback=allow_fallback,
+            spinning=spinning,
         )
-        self.metadata = metadata_for(self._session, self.path, ForeignSpec(classes, mean, std, layout))
+        self.metadata = metadata_for(session, self.path, ForeignSpec(classes, mean, std, layout))
         self.fit = _checked_choice("fit", fit or default_fit(self.card.dataset), FIT_MODES)
         self.channel_order = _checked_choice("channel_order", channel_order, CHANNEL_ORDERS)
         self._probabilities = _checked_choice("output", output, ("logits", "probabilities")) == "probabilities"
+        # OpenVINO's engine replaces the onnxruntime session, which has done its job: validating the file
+        self._engine = self._start_engine(session, backend, device, threads, precision)
         self._bind_graph()
+
+    def _start_engine(
+        self, session: Any, backend: str, device: str | None, threads: int | None, precision: str | None
+    ) -> Engine:
+        """The onnxruntime session that validated the file, or the file compiled by OpenVINO."""
+        if backend == "openvino":
+            return openvino_engine(self.path, device=device or "CPU", threads=threads, precision=precision)
+        if device is not None or precision is not None:
+            raise ConfigError(
+                "device= and precision= are OpenVINO's: onnxruntime runs the file's own precision on provider="
+            )
+        return onnxruntime_engine(session, self.provider, self.metadata.quantization.get("mode"))
 
     def _bind_graph(self) -> None:
         """What logits() needs at hand; metadata_for has already held the metadata to the graph."""
@@ -86,8 +114,7 @@ class Predictor:
         self.classes = self.card.class_names
         self._dtype = np.uint8 if spec.baked else np.float32
         self._shape = spec.graph_shape
-        self._input_name = spec.name
-        self._outputs = [self._session.get_outputs()[0].name]
+        self._run, self._errors = self._engine.run, self._engine.errors
         # MNIST-style data (dark backgrounds: a low mean pixel) is what light-background inversion is for
         self._dark_background = spec.shape[0] == 1 and self.card.normalization.mean[0] < 0.5
 
@@ -107,11 +134,27 @@ class Predictor:
 
     @property
     def session(self) -> Any:
-        """The ``onnxruntime.InferenceSession`` this Predictor runs (read-only: for timing and inspection)."""
-        return self._session
+        """What runs the model (read-only, for timing and inspection): the ``onnxruntime.InferenceSession``,
+        or with backend "openvino" the ``openvino.CompiledModel``."""
+        return self._engine.handle
+
+    @property
+    def backend(self) -> str:
+        return self._engine.backend
+
+    @property
+    def device(self) -> str:
+        return self._engine.device
+
+    @property
+    def precision(self) -> str:
+        return self._engine.precision
 
     def __repr__(self) -> str:
-        return f"Predictor({str(self.path)!r}, arch={self.card.arch!r}, provider={self.provider!r})"
+        return (
+            f"Predictor({str(self.path)!r}, arch={self.card.arch!r}, backend={self.backend!r}, "
+            f"device={self.device!r}, precision={self.precision!r})"
+        )
 
     def logits(self, x: Any) -> np.ndarray:
         """The fast path: input already in the graph's form — float32 N×C×H×W normalised (N×H×W×C for a
@@ -129,10 +172,10 @@ class Predictor:
         elif self._dtype is np.float32 and not np.isfinite(x).all():
             raise InputError("input contains NaN or infinite values")
         try:
-            scores = self._session.run(self._outputs, {self._input_name: x})[0]
-        except ORT_ERRORS as exc:
+            scores = self._run(x)
+        except self._errors as exc:
             raise ProviderError(
-                f"onnxruntime failed to run {self.path.name} on {self.provider}: {describe(exc)}"
+                f"{self.backend} failed to run {self.path.name} on {self.device}: {describe(exc)}"
             ) from exc
         if scores.shape != (len(x), len(self.classes)) or not np.isfinite(scores).all():
             self._refuse_scores(scores, len(x))

@@ -1,0 +1,114 @@
+"""Backends: the engines a :class:`~edgecnn.runtime.Predictor` runs a model file on.
+
+``onnxruntime`` (CPU, CUDA; the session policy of :mod:`edgecnn.runtime.session`) and ``openvino``
+(``pip install "edgecnn[openvino]"``; imported only when asked for; device names as OpenVINO spells them —
+"CPU", and "GPU"/"NPU" where present). Each engine reports what really runs: its backend, its device, and
+its precision — for OpenVINO read back from the compiled model (the runtime precision of its convolutions
+and matrix products), never assumed from what was asked.
+
+OpenVINO runs f32 unless another precision is asked for: its CPU plugin's own default on a CPU with
+bf16 units is bf16, a different precision that would fail an fp32 parity gate (issue 12 measured
+max |Δlogit| ≈ 0.05), so it is only ever used by name.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
+
+__all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "Engine", "onnxruntime_engine", "openvino_engine", "require_openvino"]
+
+BACKENDS = ("auto", "onnxruntime", "openvino")  # auto: onnxruntime (export does not record a backend yet)
+OPENVINO_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint, by name only
+_FILE_PRECISION = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}  # by quantization mode
+_COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
+_OV_TYPES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "i8": "int8", "u8": "int8"}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A loaded model: ``run(x) -> scores`` and the facts of what runs it."""
+
+    backend: str  # "onnxruntime" or "openvino"
+    device: str  # onnxruntime: "cpu" / "cuda"; OpenVINO: its device name ("CPU", "GPU", …)
+    precision: str  # what the compute runs in: "f32", "int8", "bf16", "f16"
+    handle: Any  # the onnxruntime InferenceSession or the OpenVINO CompiledModel
+    run: Callable[[np.ndarray], np.ndarray]
+    errors: tuple[type[BaseException], ...]  # what ``run`` raises when the backend fails
+
+
+def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | None) -> Engine:
+    """An onnxruntime session as an engine; it runs the file as it is, so its precision is the file's."""
+    from edgecnn.runtime.session import ORT_ERRORS
+
+    outputs, name = [session.get_outputs()[0].name], session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(outputs, {name: x})[0]
+
+    precision = _FILE_PRECISION.get(str(quantization_mode), "f32")
+    return Engine("onnxruntime", provider, precision, session, run, ORT_ERRORS)
+
+
+def require_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ProviderError(
+            "backend 'openvino' needs the openvino package, which is not installed: "
+            'pip install "edgecnn[openvino]" (or use backend "onnxruntime")'
+        ) from exc
+    return openvino
+
+
+def openvino_engine(
+    path: Path, *, device: str = "CPU", threads: int | None = None, precision: str | None = None
+) -> Engine:
+    """Compile ``path`` with OpenVINO on ``device`` in ``precision`` (default f32) and read back what runs."""
+    precision = precision or "f32"
+    if precision not in OPENVINO_PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(OPENVINO_PRECISIONS)} for OpenVINO (got {precision!r})")
+    ov = require_openvino()
+    core = ov.Core()
+    if device.split(".")[0] not in {d.split(".")[0] for d in core.available_devices}:
+        raise ProviderError(
+            f"OpenVINO device {device!r} is not available here; OpenVINO sees {', '.join(core.available_devices)}"
+        )
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    errors = (RuntimeError, ValueError, TypeError)
+    try:
+        compiled = core.compile_model(core.read_model(str(path)), device, config)
+    except errors as exc:
+        raise ModelFileError(f"OpenVINO cannot load {path} on {device} ({describe(exc)})", path=path) from exc
+    local = threading.local()  # an infer request is not thread-safe; one per thread is cheap
+
+    def run(x: np.ndarray) -> np.ndarray:
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        request.infer({0: x})
+        return request.get_output_tensor(0).data.copy()
+
+    return Engine("openvino", device, runtime_precision(compiled), compiled, run, errors)
+
+
+def runtime_precision(compiled: Any) -> str:
+    """The precision OpenVINO really computes in: int8 when any convolution or matrix product runs on
+    8-bit integers, else the float type most of them run in."""
+    seen: list[str] = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in _COMPUTE_LAYERS and "runtimePrecision" in info:
+            seen.append(_OV_TYPES.get(info["runtimePrecision"].astype(str), info["runtimePrecision"].astype(str)))
+    if "int8" in seen:
+        return "int8"
+    return max(set(seen), key=seen.count) if seen else "f32"

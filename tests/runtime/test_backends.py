@@ -1,0 +1,102 @@
+"""The Predictor on its two backends, onnxruntime and OpenVINO, on the same zoo files and real test images."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import REPO, blocking_prelude
+
+from edgecnn.errors import ConfigError, ProviderError
+from edgecnn.runtime import Predictor
+
+pytest.importorskip("openvino", reason="the [openvino] extra is not installed (tools/setup.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def images(fashion):
+    return fashion.normalize(fashion.test_images[:500]).numpy()
+
+
+@pytest.mark.parametrize("name", ["keras_same", "fashion_bn"])
+def test_fp32_gives_the_same_logits_on_both_backends(name, images):
+    ort, ov = Predictor.from_zoo(name, "fp32"), Predictor.from_zoo(name, "fp32", backend="openvino")
+    assert (ort.backend, ort.device, ort.precision) == ("onnxruntime", "cpu", "f32")
+    assert (ov.backend, ov.device, ov.precision) == ("openvino", "CPU", "f32")
+    a, b = ort.logits(images), ov.logits(images)
+    assert np.abs(a - b).max() <= 1e-4 and np.array_equal(a.argmax(1), b.argmax(1))
+
+
+def test_the_int8_file_runs_as_int8_on_both_and_agrees_within_the_int8_gate(images):
+    ort, ov = Predictor.from_zoo("keras_same", "int8"), Predictor.from_zoo("keras_same", "int8", backend="openvino")
+    assert ort.precision == ov.precision == "int8"
+    assert np.mean(ort.logits(images).argmax(1) == ov.logits(images).argmax(1)) >= 0.99
+
+
+def test_reported_precision_and_threads_are_what_the_compiled_model_says(images):
+    from edgecnn.runtime.backends import runtime_precision
+
+    f32 = Predictor.from_zoo("keras_same", "fp32", backend="openvino", threads=1)
+    bf16 = Predictor.from_zoo("keras_same", "fp32", backend="openvino", precision="bf16", threads=1)
+    assert str(f32.session.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
+    assert f32.session.get_property("INFERENCE_NUM_THREADS") == 1
+    assert runtime_precision(f32.session) == f32.precision == "f32"
+    assert runtime_precision(bf16.session) == bf16.precision  # bf16 where the CPU has it, else what it fell to
+    if "BF16" in __import__("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert bf16.precision == "bf16"
+        a, b = f32.logits(images), bf16.logits(images)
+        assert 0 < np.abs(a - b).max() < 1 and np.mean(a.argmax(1) == b.argmax(1)) >= 0.99  # close, not equal
+
+
+def test_openvino_predictor_is_thread_safe(images):
+    predictor = Predictor.from_zoo("keras_same", "int8", backend="openvino")
+    expected = predictor.logits(images[:64])
+    results, errors = [], []
+
+    def work():
+        try:
+            results.extend(np.array_equal(predictor.logits(images[:64]), expected) for _ in range(20))
+        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 80 and all(results)
+
+
+def test_wrong_combinations_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        Predictor.from_zoo("keras_same", backend="tensorrt")
+    with pytest.raises(ConfigError, match="OpenVINO's"):
+        Predictor.from_zoo("keras_same", precision="bf16")  # onnxruntime runs the file's own precision
+    with pytest.raises(ConfigError, match="provider= is onnxruntime's"):
+        Predictor.from_zoo("keras_same", backend="openvino", provider="cuda")
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        Predictor.from_zoo("keras_same", backend="openvino", precision="int4")
+    with pytest.raises(ProviderError, match="not available here"):
+        Predictor.from_zoo("keras_same", backend="openvino", device="NPU.7")
+
+
+def _run(code: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", blocking_prelude(blocked) + code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+
+
+def test_without_openvino_the_runtime_works_as_before_and_openvino_asks_for_its_extra():
+    blocked = ("torch", "torchvision", "onnx", "matplotlib", "openvino")
+    code = (
+        "import numpy as np\nfrom edgecnn.runtime import Predictor\nfrom edgecnn.errors import ProviderError\n"
+        "p = Predictor.from_zoo('keras_same')\nassert p.backend == 'onnxruntime'\n"
+        "print(p.predict(np.zeros((28, 28), np.uint8))[0].label)\n"
+        "try:\n    Predictor.from_zoo('keras_same', backend='openvino')\n"
+        "except ProviderError as e:\n    print('REFUSED', e)\n"
+    )
+    proc = _run(code, blocked)
+    assert proc.returncode == 0, proc.stderr
+    refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
+    assert len(refused) == 1 and 'pip install "edgecnn[openvino]"' in refused[0]
