@@ -12,6 +12,7 @@ import click
 from edgecnn.cli.output import print_json
 from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 from edgecnn.config import FIT_MODES, INPUT_LAYOUTS, PROVIDERS
+from edgecnn.runtime.backends import BACKENDS, OPENVINO_PRECISIONS
 
 __all__ = ["predict"]
 
@@ -25,6 +26,17 @@ PROGRESS_FROM = 300  # more files than this get a progress bar (on a terminal)
 @click.option("--top-k", type=int, default=1, show_default=True)
 @click.option("--provider", type=click.Choice(PROVIDERS), default="auto", show_default=True)
 @click.option("--allow-fallback", is_flag=True, help="With --provider cuda and no working CUDA: run on the CPU.")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="auto",
+    show_default=True,
+    help="onnxruntime (what auto means today) or openvino (pip install edgecnn[openvino]).",
+)
+@click.option("--device", default=None, help="OpenVINO's device name (default CPU; GPU, NPU where present).")
+@click.option(
+    "--precision", type=click.Choice(OPENVINO_PRECISIONS), default=None, help="OpenVINO's precision (default f32)."
+)
 @click.option(
     "--fit",
     type=click.Choice(FIT_MODES),
@@ -44,6 +56,9 @@ def predict(
     top_k: int,
     provider: str,
     allow_fallback: bool,
+    backend: str,
+    device: str | None,
+    precision: str | None,
     fit: str | None,
     no_invert: bool,
     as_json: bool,
@@ -55,8 +70,14 @@ def predict(
     MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
     from edgecnn.runtime import Predictor
 
+    engine = {"backend": backend, "device": device, "precision": precision}
     predictor = Predictor(
-        resolve_model(model, zoo_dir), provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign)
+        resolve_model(model, zoo_dir),
+        provider=provider,
+        allow_fallback=allow_fallback,
+        fit=fit,
+        **engine,
+        **_foreign(foreign),
     )
     files = list(_expand(images))
     failed = False

@@ -100,3 +100,23 @@ def test_without_openvino_the_runtime_works_as_before_and_openvino_asks_for_its_
     assert proc.returncode == 0, proc.stderr
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
     assert len(refused) == 1 and 'pip install "edgecnn[openvino]"' in refused[0]
+
+
+def test_cli_predict_on_openvino_answers_as_onnxruntime_does(tmp_path, fashion):
+    import json
+
+    from conftest import run_cli
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(fashion.test_images[i, 0].numpy()).save(tmp_path / f"{i}.png")
+    files = [str(tmp_path / f"{i}.png") for i in range(4)]
+    answers = {
+        backend: json.loads(
+            run_cli("predict", "zoo:keras_same", *files, "--backend", backend, "--json", block_torch=True).stdout
+        )
+        for backend in ("onnxruntime", "openvino")
+    }
+    assert [r["label"] for r in answers["onnxruntime"]] == [r["label"] for r in answers["openvino"]]
+    refused = run_cli("predict", "zoo:keras_same", files[0], "--precision", "bf16", block_torch=True)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "OpenVINO's" in refused.stderr
