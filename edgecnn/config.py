@@ -161,6 +161,7 @@ class BenchConfig:
     """What `edgecnn bench` measures and how long."""
 
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
+    backends: tuple[str, ...] = ("onnxruntime",)  # each model on each: onnxruntime, openvino (OpenVINO's CPU, f32)
     batch_sizes: tuple[int, ...] = (1, 8, 64)  # a camera frame, a small burst, a throughput batch
     threads: int | None = None  # None: onnxruntime's default (one per physical core)
     warmup: int = 20  # untimed runs per model and batch size: first calls allocate and pack weights
@@ -177,6 +178,9 @@ class BenchConfig:
             problems.append(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
         if self.shape is not None and not self.shape:
             problems.append("shape needs at least one size")
+        wrong = [b for b in self.backends if b not in ("onnxruntime", "openvino")]
+        if wrong or not self.backends:
+            problems.append(f"backends must be onnxruntime and/or openvino (got {','.join(self.backends) or 'none'})")
         if problems:
             raise ConfigError("; ".join(problems))
 

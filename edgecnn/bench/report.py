@@ -42,7 +42,7 @@ def format_report(result: BenchResult) -> str:
 
 def _model_line(key: str, m: ModelInfo) -> str:
     size = f"{m.file_bytes / 1e3:,.0f}" if m.file_bytes else "-"
-    kind = m.kind if m.kind == "torch" else f"ort {m.quantization}"
+    kind = m.kind if m.kind == "torch" else f"{'ov' if m.kind == 'openvino' else 'ort'} {m.quantization} {m.precision}"
     cold = f"{m.cold_start_ms:.0f}" if m.cold_start_ms is not None else "-"
     rss = f"{m.peak_rss_mib:.1f}" if m.peak_rss_mib is not None else "-"
     label = "torch eager" if m.kind == "torch" else m.name

@@ -63,10 +63,12 @@ def run_bench(
     log: Callable[[str], None] = lambda _: None,
 ) -> BenchResult:
     """Measure ``models`` (and torch eager, given a checkpoint) round-robin."""
-    spinning = len(models) + (torch_checkpoint is not None) == 1
+    spinning = len(models) * len(config.backends) + (torch_checkpoint is not None) == 1
     subjects: list[Subject] = []
     try:
-        subjects += [onnx_subject(Path(m), config, spinning=spinning) for m in models]
+        subjects += [
+            onnx_subject(Path(m), config, spinning=spinning, backend=b) for m in models for b in config.backends
+        ]
         if torch_checkpoint is not None:
             subjects.append(torch_subject(torch_checkpoint, config))
         batches = {str(batch): _measure_batch(subjects, config, batch, log) for batch in config.batch_sizes}

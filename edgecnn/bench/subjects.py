@@ -22,7 +22,7 @@ __all__ = ["ModelInfo", "Subject", "onnx_subject", "torch_subject"]
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    kind: str  # "onnxruntime" or "torch"
+    kind: str  # "onnxruntime", "openvino" or "torch"
     file_bytes: int
     provider: str  # the provider that really ran
     threads: int
@@ -31,6 +31,7 @@ class ModelInfo:
     first_inference_ms: float
     cold_start_ms: float | None = None  # median wall time of fresh processes: import + load + first run
     peak_rss_mib: float | None = None
+    precision: str = "f32"  # what the compute runs in (OpenVINO: read back from its compiled model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,63 +58,97 @@ _DTYPES = {
 _ONNX_COLD = """
 import sys, numpy as np
 from edgecnn.runtime import Predictor
-predictor = Predictor(sys.argv[1], provider=sys.argv[2])
+predictor = Predictor(sys.argv[1], provider=sys.argv[2], backend=sys.argv[5])
 shape = [1] + [int(d) for d in sys.argv[3].split(",")]
 predictor.logits(np.zeros(shape, dtype=sys.argv[4]))
 """
 _FOREIGN_COLD = """
 import sys, numpy as np
 from edgecnn.runtime.session import create_session
-session, _ = create_session(sys.argv[1], sys.argv[2])
 shape = [1] + [int(d) for d in sys.argv[3].split(",")]
-session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=sys.argv[4])})
+if sys.argv[5] == "openvino":
+    from edgecnn.runtime.backends import openvino_engine
+    openvino_engine(__import__("pathlib").Path(sys.argv[1])).run(np.zeros(shape, dtype=sys.argv[4]))
+else:
+    session, _ = create_session(sys.argv[1], sys.argv[2])
+    session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=sys.argv[4])})
 """
 
 
-def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool) -> Subject:
-    """Any ONNX model file, opened with the Predictor's provider rules and timed through its session. An
-    edgecnn model is opened as a device app opens it (the Predictor); any other by its graph's input."""
+@dataclass(frozen=True)
+class _Opened:
+    run: Callable[[Any, Any], Any]  # session.run's signature: (output names, {input name: array})
+    input_name: str
+    input_type: str  # onnxruntime's spelling, "tensor(float)"
+    shape: tuple[int, ...]
+    mode: str
+    cold: str
+    provider: str
+    precision: str
+
+
+def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool, backend: str = "onnxruntime") -> Subject:
+    """Any ONNX model file on ``backend``, opened with the Predictor's rules and timed through its bare
+    engine call. An edgecnn model is opened as a device app opens it (the Predictor); any other by its
+    graph's input."""
     from edgecnn.runtime.session import physical_cores
 
     started = time.perf_counter()
-    session, provider, shape, mode, cold = _open(path, config, spinning)
+    opened = _open(path, config, spinning, backend)
     created = time.perf_counter() - started
-    graph_input = session.get_inputs()[0]
-    dtype = _DTYPES.get(graph_input.type)
+    dtype = _DTYPES.get(opened.input_type)
     if dtype is None:
-        raise ModelFileError(f"{path}: cannot bench an input of type {graph_input.type}", path=path)
-    feed = _random_feed(graph_input.name, dtype, shape)
+        raise ModelFileError(f"{path}: cannot bench an input of type {opened.input_type}", path=path)
+    feed = _random_feed(opened.input_name, dtype, opened.shape)
     first_started = time.perf_counter()
-    session.run(None, feed(1))
+    opened.run(None, feed(1))
     first = time.perf_counter() - first_started
+    name = str(path) if backend == "onnxruntime" else f"{path} [{backend}]"
     info = ModelInfo(
-        name=str(path),
-        kind="onnxruntime",
+        name=name,
+        kind=backend,
         file_bytes=path.stat().st_size,
-        provider=provider,
+        provider=opened.provider,
         threads=config.threads or physical_cores(),
-        quantization=mode,
+        quantization=opened.mode,
         session_create_ms=created * 1e3,
         first_inference_ms=first * 1e3,
+        precision=opened.precision,
     )
-    args = [str(path), provider, ",".join(map(str, shape)), np.dtype(dtype).name]
-    return Subject(str(path), session.run, feed, info, (cold, args))
+    args = [str(path), opened.provider, ",".join(map(str, opened.shape)), np.dtype(dtype).name, backend]
+    return Subject(name, opened.run, feed, info, (opened.cold, args))
 
 
-def _open(path: Path, config: BenchConfig, spinning: bool) -> tuple[Any, str, tuple[int, ...], str, str]:
+def _open(path: Path, config: BenchConfig, spinning: bool, backend: str) -> _Opened:
     from edgecnn.runtime import Predictor
+    from edgecnn.runtime.backends import openvino_engine
     from edgecnn.runtime.graphinfo import read_graph_info
     from edgecnn.runtime.metadata import PREFIX
     from edgecnn.runtime.session import create_session
 
     options = {"threads": config.threads, "allow_fallback": config.allow_fallback, "spinning": spinning}
     if PREFIX + "schema" in read_graph_info(path).metadata:
-        predictor = Predictor(path, provider=config.provider, **options)  # what a device app opens
+        predictor = Predictor(path, provider=config.provider, backend=backend, **options)  # as a device app does
+        spec, engine = predictor.metadata.input, predictor.engine
+        kind = "tensor(uint8)" if spec.baked else "tensor(float)"
         mode = str(predictor.metadata.quantization.get("mode"))
-        return predictor.session, predictor.provider, predictor.metadata.input.graph_shape, mode, _ONNX_COLD
-    session, provider = create_session(path, config.provider, **options)
-    shape = _foreign_shape(path, session.get_inputs()[0].shape, config.shape)
-    return session, provider, shape, "foreign", _FOREIGN_COLD
+        run = _engine_call(engine)
+        return _Opened(run, spec.name, kind, spec.graph_shape, mode, _ONNX_COLD, engine.device, engine.precision)
+    session, provider = create_session(path, "cpu" if backend == "openvino" else config.provider, **options)
+    graph_input = session.get_inputs()[0]
+    shape = _foreign_shape(path, graph_input.shape, config.shape)
+    run, precision = session.run, "f32"
+    if backend == "openvino":
+        engine = openvino_engine(path, threads=config.threads)
+        run, provider, precision = _engine_call(engine), engine.device, engine.precision
+    return _Opened(run, graph_input.name, graph_input.type, shape, "foreign", _FOREIGN_COLD, provider, precision)
+
+
+def _engine_call(engine: Any) -> Callable[[Any, Any], Any]:
+    """onnxruntime: the bare ``session.run``; OpenVINO: its infer request, behind the same signature."""
+    if engine.backend == "onnxruntime":
+        return engine.handle.run
+    return lambda _names, feed: [engine.run(next(iter(feed.values())))]
 
 
 def _foreign_shape(path: Path, dims: list[Any], given: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ __all__ = ["bench"]
 
 BENCH_HELP = {
     "provider": "Execution provider, chosen as the Predictor does.",
+    "backends": "Comma-separated: each model on each of onnxruntime, openvino (pip install edgecnn[openvino]).",
     "batch_sizes": "Comma-separated batch sizes.",
     "threads": "Intra-op threads (default: onnxruntime's, one per physical core).",
     "warmup": "Untimed runs per model and batch size.",

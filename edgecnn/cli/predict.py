@@ -56,9 +56,6 @@ def predict(
     top_k: int,
     provider: str,
     allow_fallback: bool,
-    backend: str,
-    device: str | None,
-    precision: str | None,
     fit: str | None,
     no_invert: bool,
     as_json: bool,
@@ -70,14 +67,8 @@ def predict(
     MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
     from edgecnn.runtime import Predictor
 
-    engine = {"backend": backend, "device": device, "precision": precision}
     predictor = Predictor(
-        resolve_model(model, zoo_dir),
-        provider=provider,
-        allow_fallback=allow_fallback,
-        fit=fit,
-        **engine,
-        **_foreign(foreign),
+        resolve_model(model, zoo_dir), provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign)
     )
     files = list(_expand(images))
     failed = False
@@ -96,10 +87,13 @@ def predict(
 
 
 def _foreign(options: dict[str, str | None]) -> dict[str, Any]:
+    """The rest of the Predictor's options: the engine's (backend, device, precision) as given, and a foreign
+    model's description (classes, mean, std, layout) converted as `edgecnn quantize` converts it."""
     from edgecnn.cli.options import convert_option
     from edgecnn.config import QuantizeConfig
 
-    return {k: convert_option(QuantizeConfig, k, v) for k, v in options.items() if v is not None}
+    engine = ("backend", "device", "precision")
+    return {k: v if k in engine else convert_option(QuantizeConfig, k, v) for k, v in options.items() if v is not None}
 
 
 def _expand(arguments: tuple[str, ...]) -> Iterator[str]:

@@ -139,6 +139,11 @@ class Predictor:
         return self._engine.handle
 
     @property
+    def engine(self) -> Engine:
+        """The loaded model and what runs it (backend, device, precision, ``run(x) -> scores``)."""
+        return self._engine
+
+    @property
     def backend(self) -> str:
         return self._engine.backend
 

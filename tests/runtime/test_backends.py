@@ -120,3 +120,24 @@ def test_cli_predict_on_openvino_answers_as_onnxruntime_does(tmp_path, fashion):
     assert [r["label"] for r in answers["onnxruntime"]] == [r["label"] for r in answers["openvino"]]
     refused = run_cli("predict", "zoo:keras_same", files[0], "--precision", "bf16", block_torch=True)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "OpenVINO's" in refused.stderr
+
+
+def test_bench_measures_each_model_on_each_backend_in_one_run(tmp_path):
+    from edgecnn.bench.run import run_bench
+    from edgecnn.config import BenchConfig
+    from edgecnn.runtime.zoo import resolve_zoo
+
+    files = [resolve_zoo("zoo:keras_same:int8"), resolve_zoo("zoo:fashion_bn:fp32")]
+    config = BenchConfig(backends=("onnxruntime", "openvino"), batch_sizes=(1, 4), iters=10, warmup=2, cold_runs=1)
+    result = run_bench(files, config)
+    kinds = [(m.kind, m.provider, m.precision, m.quantization) for m in result.models]
+    assert kinds == [
+        ("onnxruntime", "cpu", "int8", "static"),
+        ("openvino", "CPU", "int8", "static"),
+        ("onnxruntime", "cpu", "f32", "none"),
+        ("openvino", "CPU", "f32", "none"),
+    ]
+    assert all(len(rows) == 4 and all(r.samples == 10 for r in rows.values()) for rows in result.batches.values())
+    assert all(m.cold_start_ms and m.cold_start_ms > 0 for m in result.models)
+    with pytest.raises(ConfigError, match="backends must be"):
+        BenchConfig(backends=("tensorrt",))
