@@ -23,7 +23,7 @@ EXPORT_HELP = {
     "quantize_ops": "Comma-separated op types to quantize (dynamic default: MatMul,Gemm).",
     "min_weight_elements": "dynamic: leave MatMul/Gemm with fewer weights in float.",
     "calibration_samples": "static: training images to calibrate on.",
-    "calibration_method": "static: how activation ranges are found.",
+    "calibration_method": "static: how activation ranges are found (auto: try each, keep the most accurate passing).",
     "max_accuracy_drop": "Percentage points a quantized model may lose vs torch.",
     "parity_samples": "Test images for the parity gate.",
     "bake_preprocessing": "The graph takes raw uint8 pixels (N×H×W or N×H×W×C).",

@@ -23,7 +23,7 @@ QUANTIZE_HELP = {
     "quantize_ops": "Comma-separated op types to quantize (dynamic default: MatMul,Gemm).",
     "min_weight_elements": "dynamic: leave MatMul/Gemm with fewer weights in float.",
     "calibration_samples": "static: training images to calibrate on.",
-    "calibration_method": "static: how activation ranges are found.",
+    "calibration_method": "static: how activation ranges are found (auto: try each, keep the most accurate passing).",
     "max_accuracy_drop": "Percentage points the result may lose vs the fp32 file.",
     "parity_samples": "Labelled test images for the parity gate.",
     "latency_iters": "Timed runs per variant and batch size.",

@@ -9,6 +9,8 @@ a SIGKILLed run's folder is removed by the next export or quantize.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,12 +20,13 @@ from edgecnn.config import ExportConfig
 from edgecnn.errors import ModelFileError
 from edgecnn.export.gates import ParityReport, gates_for
 from edgecnn.export.modes import get_mode
-from edgecnn.export.parity import check_parity
+from edgecnn.export.parity import check_parity, measure_parity, torch_logits
 from edgecnn.export.pipeline import Inputs, build_candidates, calibration_indices, gating_output, pick, write
 from edgecnn.export.report import ExportReport
 from edgecnn.export.to_onnx import BakedPreprocessing, export_onnx
 from edgecnn.files import check_writable, report_path, work_dir, write_json
 from edgecnn.runtime.metadata import InputSpec, read_metadata
+from edgecnn.runtime.preprocess import normalize
 from edgecnn.runtime.session import open_session
 from edgecnn.training.checkpoint import Checkpoint, load_checkpoint
 from edgecnn.training.data import load_dataset_for
@@ -48,22 +51,38 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, config: ExportCon
             opset=config.opset,
             input_dtype=torch.uint8 if inputs.spec.baked else torch.float32,
         )
-        candidates = build_candidates(inputs, fp32, work)
+        judge = _judge(model, inputs)
+        candidates = build_candidates(inputs, fp32, work, judge=judge)
         choice = pick(inputs, candidates)
-        with gating_output(out, choice.mode):
-            parity = check_parity(
-                model,
-                choice.candidate.path,
-                inputs.images,
-                inputs.labels,
-                spec=inputs.spec,
-                mean=norm.mean,
-                std=norm.std,
-                gates=gates_for(get_mode(choice.mode).exact, config.max_accuracy_drop),
-            )
+        with gating_output(out, choice):
+            parity = judge(choice.candidate.path, choice.mode, check=True)
         report = write(inputs, out, fp32, choice, parity, opset=config.opset)
     write_json(report_path(out), report.to_dict())  # after the model: a crash between leaves a verified model
     return report
+
+
+def _judge(model: torch.nn.Module, inputs: Inputs) -> Callable[..., ParityReport]:
+    """A built file against torch on the test images under its mode's gates: measured (for the builders
+    that choose by it), or checked (``check=True``: the final gate, a failure raises). Torch's logits are
+    computed once for all of them."""
+    norm = inputs.card.normalization
+    reference = functools.cache(lambda: torch_logits(model, normalize(inputs.images, norm.mean, norm.std)))
+
+    def judge(path: Path, mode: str, *, check: bool = False) -> ParityReport:
+        parity = check_parity if check else measure_parity
+        return parity(
+            model,
+            path,
+            inputs.images,
+            inputs.labels,
+            spec=inputs.spec,
+            mean=norm.mean,
+            std=norm.std,
+            gates=gates_for(get_mode(mode).exact, inputs.config.max_accuracy_drop),
+            reference=reference(),
+        )
+
+    return judge
 
 
 def _inputs(saved: Checkpoint, config: ExportConfig) -> Inputs:

@@ -42,12 +42,14 @@ class Built:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a builder may use besides the fp32 file: the export settings, the graph's input name, and
-    a labelled calibration sample made on first request (seeded, stratified; its manifest)."""
+    """What a builder may use besides the fp32 file: the export settings, the graph's input name, a
+    labelled calibration sample made on first request (seeded, stratified; its manifest), and the judge:
+    a built file and its mode → the ParityReport of the gate the export must pass, passed or not."""
 
-    config: Any  # ExportConfig
+    config: Any  # ExportConfig or QuantizeConfig
     input_name: str
     calibration: Callable[[], tuple[Any, dict[str, Any]]]
+    judge: Callable[[Path, str], Any]  # (path, mode) -> ParityReport against the gate's reference
 
 
 Builder = Callable[[Path, Path, BuildContext], Built]
@@ -108,19 +110,9 @@ def _dynamic(src: Path, dst: Path, context: BuildContext) -> Built:
 
 
 def _static(src: Path, dst: Path, context: BuildContext) -> Built:
-    from edgecnn.export.quantize import quantize_static_int8
+    from edgecnn.export.calibrate import quantize_calibrated
 
-    samples, manifest = context.calibration()
-    config = context.config
-    return quantize_static_int8(
-        src,
-        dst,
-        samples,
-        input_name=context.input_name,
-        method=config.calibration_method,
-        ops=config.quantize_ops,
-        manifest=manifest,
-    )
+    return quantize_calibrated(src, dst, context)
 
 
 def _fp16(src: Path, dst: Path, context: BuildContext) -> Built:

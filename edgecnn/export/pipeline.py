@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import onnx
 from edgecnn.card import ModelCard
 from edgecnn.errors import ParityError
 from edgecnn.export.auto import AutoDecision, choose_fastest
+from edgecnn.export.calibrate import describe_tried
 from edgecnn.export.gates import ParityReport, gates_for
 from edgecnn.export.graphs import write_metadata
 from edgecnn.export.modes import AUTO, BuildContext, Built, auto_candidates, get_mode
@@ -32,6 +33,7 @@ from edgecnn.runtime.session import open_session
 
 __all__ = [
     "Inputs",
+    "Judge",
     "Candidate",
     "Choice",
     "calibration_indices",
@@ -63,6 +65,9 @@ class Inputs:
 
     def graph_input(self, images: np.ndarray) -> np.ndarray:
         return to_graph_input(images, self.spec, self.card.normalization.mean, self.card.normalization.std)
+
+
+Judge = Callable[[Path, str], ParityReport]  # a built file and its mode → its gate's report, passed or not
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,12 @@ def _calibration(inputs: Inputs) -> tuple[np.ndarray, dict[str, Any]]:
     return inputs.graph_input(inputs.train_images[picked]), manifest
 
 
-def build_candidates(inputs: Inputs, fp32: Path, work: Path) -> dict[str, Candidate]:
-    """The requested mode's variant, or every auto candidate that changed something (fp32 first)."""
+def build_candidates(inputs: Inputs, fp32: Path, work: Path, *, judge: Judge) -> dict[str, Candidate]:
+    """The requested mode's variant, or every auto candidate that changed something (fp32 first).
+    ``judge``: the gate the export must pass, for builders that choose among variants by it (static)."""
     names = auto_candidates() if inputs.requested == AUTO else [inputs.requested]
     calibration = functools.cache(lambda: _calibration(inputs))
-    context = BuildContext(config=inputs.config, input_name=inputs.spec.name, calibration=calibration)
+    context = BuildContext(config=inputs.config, input_name=inputs.spec.name, calibration=calibration, judge=judge)
     candidates = {}
     for name in names:
         path = work / f"{name}.onnx"
@@ -133,9 +139,11 @@ def pick(inputs: Inputs, candidates: dict[str, Candidate]) -> Choice:
 
 
 @contextlib.contextmanager
-def gating_output(out: Path, mode: str) -> Iterator[None]:
+def gating_output(out: Path, choice: Choice) -> Iterator[None]:
     """Re-raise a failed gate naming the user's ``out`` and the mode: the candidate file the gate read
-    lives in a temporary folder that is gone by the time anyone reads the message."""
+    lives in a temporary folder that is gone by the time anyone reads the message. A static variant
+    whose calibration methods were all tried names each one's figures too."""
+    mode = choice.mode
     try:
         yield
     except ParityError as exc:
@@ -143,9 +151,11 @@ def gating_output(out: Path, mode: str) -> Iterator[None]:
         if report is None or not report.failures:  # the model did not run: its own message says why
             raise ParityError(f"{out} not written: {mode}: {exc}", report=report) from exc
         reference = "the fp32 file" if report.reference == "fp32 onnx" else report.reference
+        tried = describe_tried(choice.candidate.built.settings.get("calibration", {}))
         raise ParityError(
             f"{out} not written: {mode} disagrees with {reference} on {report.samples} test images: "
-            + "; ".join(report.failures),
+            + "; ".join(report.failures)
+            + (f" ({tried})" if tried else ""),
             report=report,
         ) from exc
 

@@ -9,6 +9,7 @@ onnx and onnxruntime, no torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,9 @@ def quantize_onnx(model: str | Path, out: str | Path, config: QuantizeConfig) ->
     with work_dir("quantize") as work:
         fp32 = work / "fp32.onnx"
         _single_file_copy(src, fp32)
-        candidates = build_candidates(inputs, fp32, work)
+        candidates = build_candidates(inputs, fp32, work, judge=functools.partial(_measure, fp32, inputs))
         choice = pick(inputs, candidates)
-        with gating_output(out, choice.mode):
+        with gating_output(out, choice):
             parity = _gate(fp32, choice.candidate.path, inputs, choice.mode)
         report = write(inputs, out, fp32, choice, parity, opset=read_graph_info(src).opsets.get("ai.onnx", 0))
     write_json(report_path(out), report.to_dict())
@@ -91,7 +92,8 @@ def _source_metadata(src: Path, config: QuantizeConfig) -> ModelMetadata:
     return meta
 
 
-def _gate(fp32: Path, candidate: Path, inputs: Inputs, mode: str) -> ParityReport:
+def _measure(fp32: Path, inputs: Inputs, candidate: Path, mode: str) -> ParityReport:
+    """``candidate`` against the fp32 file on the labelled images, under ``mode``'s gates: passed or not."""
     reference = onnx_logits(open_session(fp32), inputs.spec.name, inputs.feed, 256)
     if not np.isfinite(reference).all():
         raise ParityError("the fp32 file itself gives NaN or infinite logits on the labelled images")
@@ -101,13 +103,17 @@ def _gate(fp32: Path, candidate: Path, inputs: Inputs, mode: str) -> ParityRepor
         for b in PARITY_BATCH_SIZES
     }
     accuracy = float((reference.argmax(1) == inputs.labels).mean())
-    report = ParityReport.judge(
+    return ParityReport.judge(
         per_batch,
         samples=len(inputs.labels),
         reference_accuracy=accuracy,
         gates=gates_for(get_mode(mode).exact, inputs.config.max_accuracy_drop),
         reference=_REFERENCE,
     )
+
+
+def _gate(fp32: Path, candidate: Path, inputs: Inputs, mode: str) -> ParityReport:
+    report = _measure(fp32, inputs, candidate, mode)
     if report.failures:
         raise ParityError(
             f"{mode} disagrees with the fp32 file on {len(inputs.labels)} labelled images: "

@@ -112,6 +112,7 @@ def test_static_calibration_sample_is_stratified_seeded_and_recorded(checkpoints
     )
     calibration = report.settings["calibration"]
     assert calibration["method"] == "percentile" and calibration["samples"] == 200
+    assert "tried" not in calibration  # a named method is used alone
     assert len(calibration["manifest_sha256"]) == 64
 
 

@@ -4,6 +4,7 @@ real Fashion-MNIST, gated against the fp32 file, with metadata that describes th
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,12 +34,11 @@ def plain_onnx(checkpoints, tmp_path_factory):
 
 def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_path, fashion):
     out = tmp_path / "int8.onnx"
-    # percentile calibration: minmax on this one-epoch keras_same misses the 99 % agreement gate (98.8 %),
-    # as issue 12 measured on another one; the gate says so loudly, the test wants a file that passes
+    # calibration "auto" (the default): minmax on this one-epoch keras_same misses the 99 % agreement gate
+    # (98.8 %), as issue 12 measured on another one; auto tries percentile and entropy too and keeps one that passes
     config = QuantizeConfig(
         mode="static",
         calibration="fashion-mnist",
-        calibration_method="percentile",
         mean=(0.286,),
         std=(0.353,),
         max_accuracy_drop=1.0,
@@ -54,6 +54,11 @@ def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_
     meta = predictor.metadata
     assert meta.quantization["mode"] == "static" and meta.quantization["calibration"]["dataset"] == "fashion-mnist"
     assert meta.quantization["weight_type"] == "int8" and meta.quantization["activation_type"] == "uint8"
+    calibration = meta.quantization["calibration"]
+    assert calibration == report.settings["calibration"]
+    assert [row["method"] for row in calibration["tried"]] == ["minmax", "percentile", "entropy"]
+    kept = next(row for row in calibration["tried"] if row["method"] == calibration["method"])
+    assert kept["passed"] and kept["top1_agreement"] == parity.top1_agreement  # the gate's own figures
     assert meta.parity["reference"] == "fp32 onnx" and meta.parity["passed"]
     assert predictor.card.class_names == fashion.class_names and predictor.card.dataset == "fashion-mnist"
     assert json.loads(report_path(out).read_text())["mode"] == "static"
@@ -75,7 +80,8 @@ def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
             QuantizeConfig(mode="dynamic", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,)),
         )
     # calibrated on one image, the activation ranges clip most others (measured: ~90 % agreement, a 6 pp
-    # drop), against a budget of 0 pp: the gate refuses it and nothing is written
+    # drop) whichever the method, against a budget of 0 pp: the gate refuses it, naming each method's
+    # figures, and nothing is written
     with pytest.raises(ParityError) as info:
         quantize_onnx(
             plain_onnx,
@@ -91,6 +97,10 @@ def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
             ),
         )
     assert info.value.report.reference == "fp32 onnx"
+    figures = r"[\d.]+% accuracy, [\d.]+% agreement, failed"
+    assert re.search(
+        rf"\(calibration methods tried: minmax {figures}; percentile {figures}; entropy {figures}\)$", str(info.value)
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
