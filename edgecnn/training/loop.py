@@ -99,7 +99,7 @@ def fit(
 ) -> TrainResult:
     """Train ``config.arch`` and write checkpoint.pt, metrics.json, curves.png, confusion.png."""
     out = Path(out_dir)
-    run = _start(config, data)
+    run = _start(config, data, init=not resume)  # a resumed run takes its weights from its checkpoint
     if resume:
         _restore(run, load_checkpoint(out / CHECKPOINT_NAME))
     train, val = _split(run.data, config, run.device)
@@ -168,14 +168,14 @@ def _run_epoch(
     run.keep_if_best()
 
 
-def _start(config: TrainConfig, data: DatasetBundle | None) -> RunState:
+def _start(config: TrainConfig, data: DatasetBundle | None, *, init: bool = True) -> RunState:
     get_arch(config.arch)  # an unknown name fails before minutes of data loading, not after
     device = resolve_device(config.device)
     _seed_everything(config.seed, device)
     data = data or load_dataset_for(config)
     channels, height, width = data.input_shape
     model = create(config.arch, num_classes=len(data.class_names), in_channels=channels, input_size=(height, width))
-    if config.init is not None:
+    if init and config.init is not None:
         fresh = apply_initial_weights(model, load_initial_weights(config.init, config.arch), source=config.init)
         if fresh:
             logger.info("--init %s: a new %d-class head (%s)", config.init, len(data.class_names), ", ".join(fresh))

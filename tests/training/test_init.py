@@ -74,3 +74,14 @@ def test_init_refuses_weights_of_another_net_and_bad_files(tmp_path, fashion):
         load_initial_weights(str(tmp_path / "absent.safetensors"), "tiny")
     with pytest.raises(ConfigError, match="not one of its ONNX variants"):
         load_initial_weights("zoo:fashion_bn:int8", "fashion_bn")
+
+
+def test_a_resumed_run_takes_its_weights_from_its_checkpoint_not_from_init(tmp_path, fashion, checkpoints):
+    saved = load_checkpoint(checkpoints("tiny", "fashion-mnist"))
+    path = tmp_path / "start.safetensors"
+    save_file({k: v.contiguous() for k, v in saved.model_state.items()}, str(path))
+    config = TrainConfig(arch="tiny", epochs=1, limit_train=200, val_size=100, init=str(path), device="cpu")
+    fit(config, tmp_path / "run", data=fashion)
+    path.unlink()  # the init file is gone (moved, or a zoo elsewhere): resuming must not need it
+    resumed = fit(dataclasses.replace(config, epochs=2), tmp_path / "run", data=fashion, resume=True)
+    assert [e["epoch"] for e in resumed.epochs] == [1, 2]
