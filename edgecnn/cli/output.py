@@ -42,6 +42,8 @@ def print_export_report(report: Any) -> None:
         f"exported {report.model}: {report.mode} ({quantized} quantized), "
         f"{sizes['exported']:,} bytes = {report.size_ratio:.2f}× fp32"
     )
+    if _calibration_line(report):
+        click.echo(_calibration_line(report))
     click.echo(
         f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
         f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
@@ -58,6 +60,18 @@ def print_export_report(report: Any) -> None:
             for b in lat["fp32"]
         )
     )
+
+
+def _calibration_line(report: Any) -> str:
+    """Static int8: the calibration method kept, and (calibration auto) each one tried with its accuracy."""
+    calibration = report.settings.get("calibration") if report.mode == "static" else None
+    if not isinstance(calibration, dict) or not calibration.get("method"):
+        return ""
+    tried = ", ".join(
+        f"{row['method']} {row['accuracy']:.2%}{'' if row['passed'] else ' (failed the gates)'}"
+        for row in calibration.get("tried") or []
+    )
+    return f"calibration: {calibration['method']}" + (f" (tried {tried})" if tried else " (as asked)")
 
 
 def show_export_report(report: Any, *, as_json: bool) -> None:

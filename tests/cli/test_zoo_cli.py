@@ -125,3 +125,7 @@ def test_quantize_reads_the_zoo_fp32_and_writes_only_to_out(copy, tmp_path):
     assert out.is_file() and report["mode"] == "static"
     assert sorted(p.name for p in (copy / NAME).iterdir()) == before  # nothing written into the zoo
     resolve_zoo(f"zoo:{NAME}:fp32", copy)  # and its files still pass their checks
+    text = run_cli("quantize", f"zoo:{NAME}", "--out", str(tmp_path / "t.onnx"), "--zoo-dir", str(copy), *quick)
+    assert text.returncode == 0, text.stderr
+    kept = report["settings"]["calibration"]["method"]
+    assert f"calibration: {kept} (tried minmax " in text.stdout and "entropy" in text.stdout  # the card says which
