@@ -3,7 +3,6 @@ all generated from the measured figures (nothing here is typed by hand)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -184,25 +183,32 @@ def _limitations_section(card: dict[str, Any]) -> str:
 
 
 def write_index(models: Path) -> None:
-    """``models/index.json``: every file under models/ with its SHA-256 and size, and each net's variants."""
-    nets, files = {}, {}
+    """``models/index.json``: each net's variants and every file under models/ with its SHA-256 and size —
+    through the runtime's own ``build_index``, so the index is validated as ``load_index`` will read it."""
+    from edgecnn.runtime.zoo_index import INDEX_NAME, ZooEntry, build_index
+
+    entries = []
     for card_path in sorted(models.glob("*/card.json")):
         card = json.loads(card_path.read_text())
         name = card["name"]
-        nets[name] = {
-            "dataset": card["dataset"],
-            "summary": f"{card['net']['parameters']:,} parameters; default {_default_note(card)}",
-            "default": "int8" if card["int8"]["chosen_by"] == "auto" else "fp32",  # auto's choice
-            "variants": {k: f"{name}/{v['path']}" for k, v in card["files"].items()},
-            "int8_mode": card["int8"]["mode"],
-            "test_accuracy": {k: card["accuracy"]["test"][k] for k in ("torch", "fp32", "int8")},
-        }
-    for path in sorted(p for p in models.rglob("*") if p.is_file() and p.name != "index.json"):
-        if not any(part.startswith(".") for part in path.relative_to(models).parts):
-            data = path.read_bytes()
-            files[path.relative_to(models).as_posix()] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    index = {"format": INDEX_FORMAT, "nets": nets, "files": files}
-    _write(models / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+        entries.append(
+            ZooEntry(
+                name=name,
+                dataset=card["dataset"],
+                summary=f"{card['net']['parameters']:,} parameters; default {_default_note(card)}",
+                default="int8" if card["int8"]["chosen_by"] == "auto" else "fp32",  # auto's choice
+                variants={k: f"{name}/{v['path']}" for k, v in card["files"].items()},
+                int8_mode=card["int8"]["mode"],
+                test_accuracy={k: card["accuracy"]["test"][k] for k in ("torch", "fp32", "int8")},
+            )
+        )
+    others = [
+        path.relative_to(models).as_posix()
+        for path in sorted(models.rglob("*"))
+        if path.is_file() and path.name != INDEX_NAME and not path.relative_to(models).parts[0].startswith(".")
+    ]
+    index = build_index(models, entries, others)
+    _write(models / INDEX_NAME, json.dumps(index.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def _default_note(card: dict[str, Any]) -> str:

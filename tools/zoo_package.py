@@ -46,17 +46,10 @@ def package_all(names: list[str], runs: Path, models: Path) -> None:
 
 def remeasure_latency(names: list[str], models: Path) -> None:
     """Latency again, on a quiet machine, into the existing cards (the rest of each card stays)."""
-    from zoo_cards import render_card
-
     for name in names:
         card = json.loads((models / name / "card.json").read_text())
         card["latency"] = measure_latency({k: models / name / v["path"] for k, v in card["files"].items()})
-        for target, text in (
-            ("card.json", json.dumps(card, indent=2, sort_keys=True) + "\n"),
-            ("card.md", render_card(card)),
-        ):
-            with atomic_path(models / name / target) as tmp:
-                tmp.write_text(text)
+        write_card(models / name, card, ZOO[name])
         print(f"# {name}: latency measured again", flush=True)
     write_readme(models)
     write_index(models)

@@ -42,8 +42,9 @@ def print_export_report(report: Any) -> None:
         f"exported {report.model}: {report.mode} ({quantized} quantized), "
         f"{sizes['exported']:,} bytes = {report.size_ratio:.2f}× fp32"
     )
-    if _calibration_line(report):
-        click.echo(_calibration_line(report))
+    calibration = _calibration_line(report)
+    if calibration:
+        click.echo(calibration)
     click.echo(
         f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
         f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
