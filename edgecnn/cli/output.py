@@ -42,9 +42,7 @@ def print_export_report(report: Any) -> None:
         f"exported {report.model}: {report.mode} ({quantized} quantized), "
         f"{sizes['exported']:,} bytes = {report.size_ratio:.2f}× fp32"
     )
-    calibration = _calibration_line(report)
-    if calibration:
-        click.echo(calibration)
+    _show_calibration(report)
     click.echo(
         f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
         f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
@@ -63,16 +61,16 @@ def print_export_report(report: Any) -> None:
     )
 
 
-def _calibration_line(report: Any) -> str:
+def _show_calibration(report: Any) -> None:
     """Static int8: the calibration method kept, and (calibration auto) each one tried with its accuracy."""
     calibration = report.settings.get("calibration") if report.mode == "static" else None
     if not isinstance(calibration, dict) or not calibration.get("method"):
-        return ""
+        return
     tried = ", ".join(
         f"{row['method']} {row['accuracy']:.2%}{'' if row['passed'] else ' (failed the gates)'}"
         for row in calibration.get("tried") or []
     )
-    return f"calibration: {calibration['method']}" + (f" (tried {tried})" if tried else " (as asked)")
+    click.echo(f"calibration: {calibration['method']}" + (f" (tried {tried})" if tried else " (as asked)"))
 
 
 def show_export_report(report: Any, *, as_json: bool) -> None:
