@@ -30,7 +30,7 @@ __all__ = [
     "PROVIDERS",
     "CALIBRATION_METHODS",
     "PARITY_BATCH_SIZES",
-    "REPORT_BATCH_SIZES",
+    "AUTO_BACKENDS",
     "FIT_MODES",
     "INPUT_LAYOUTS",
     "SCHEDULES",
@@ -50,7 +50,7 @@ PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 c
 #   at export, 7 an odd remainder, 64 the kernels' batched paths
 FIT_MODES = ("stretch", "pad", "crop", "object", "digit")  # how a photo is framed (runtime/framing.py)
 INPUT_LAYOUTS = ("NCHW", "NHWC")  # float32 input of a model without edgecnn metadata: torch or Keras order
-REPORT_BATCH_SIZES = (1, 32)  # the export report card's and auto's latency: one frame, one small batch
+AUTO_BACKENDS = ("onnxruntime", "openvino")  # what auto measures; onnxruntime runs the reference and is the fallback
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ class ExportConfig:
     parity_samples: int = 10000  # the whole MNIST-style test set; lower it for quick checks
     bake_preprocessing: bool = False  # True: the graph takes raw uint8 pixels and normalises itself
     latency_iters: int = 200  # timed runs per variant and batch size for the report card and `auto`
+    batch_size_hint: int = 32  # the batch the app will run: auto times batch 1 and this one (a camera burst)
+    backends: tuple[str, ...] | None = None  # what auto measures on; None: every one installed (openvino too)
     seed: int = 0  # picks the calibration sample
     data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA / the cache dir
 
@@ -134,6 +136,8 @@ class QuantizeConfig:
     max_accuracy_drop: float = 0.3  # percentage points the quantized file may lose vs the fp32 file
     parity_samples: int = 10000  # labelled test images the gates see
     latency_iters: int = 200  # timed runs per variant and batch size
+    batch_size_hint: int = 32  # as ExportConfig
+    backends: tuple[str, ...] | None = None  # as ExportConfig
     seed: int = 0  # picks the calibration sample
     data_root: str | None = None  # None: $EDGECNN_DATA / the cache dir
     classes: tuple[str, ...] | None = None  # a file without edgecnn metadata: its class names (else the data's)
@@ -156,6 +160,12 @@ def _quantization_problems(config: Any, mode_name: str, mode: str) -> list[str]:
     if config.calibration_method not in CALIBRATION_METHODS:
         problems.append(
             f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {config.calibration_method!r})"
+        )
+    backends = config.backends
+    if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
+        problems.append(
+            f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
+            "onnxruntime runs the fp32 reference and is every file's fallback"
         )
     return problems
 
@@ -211,6 +221,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_accuracy_drop": (0.0, 100.0),
     "parity_samples": (1, 10**7),
     "latency_iters": (1, 10**6),
+    "batch_size_hint": (1, 4096),
     "batch_sizes": (1, 4096),
     "threads": (1, 1024),
     "warmup": (0, 10**6),

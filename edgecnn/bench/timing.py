@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.config import REPORT_BATCH_SIZES
-
 __all__ = ["Clock", "measure_interleaved", "summarize", "compare_latency"]
 
 Clock = Callable[[], float]
@@ -82,7 +80,7 @@ def compare_latency(
     feed: np.ndarray,
     *,
     input_name: str,
-    batch_sizes: tuple[int, ...] = REPORT_BATCH_SIZES,
+    batch_sizes: tuple[int, ...],
     iters: int = 200,
 ) -> dict[str, dict[str, float]]:
     """p50 milliseconds of each model file at each batch size, the models interleaved in one run."""

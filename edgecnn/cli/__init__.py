@@ -8,6 +8,7 @@ stderr and exit 1; click's usage errors exit 2.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from edgecnn import __version__
 from edgecnn.cli.bench import bench
 from edgecnn.cli.export import export_command, verify
 from edgecnn.cli.info import info
+from edgecnn.cli.output import warn
 from edgecnn.cli.predict import predict
 from edgecnn.cli.quantize import quantize
 from edgecnn.cli.train import archs, train
@@ -51,9 +53,15 @@ def main(verbose: bool) -> None:
     Commands marked [train] need `pip install 'edgecnn[train]'`, [quantize] `pip install 'edgecnn[quantize]'`;
     the others run on a device install (`pip install 'edgecnn[cpu]'` or `'edgecnn[gpu]'`).
     """
+    warnings.showwarning = _one_line_warning
     if verbose:
         logging.basicConfig(format="edgecnn: %(name)s: %(message)s")
         logging.getLogger("edgecnn").setLevel(logging.DEBUG)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_args: Any, **_kwargs: Any) -> None:
+    """A warning edgecnn gives (the CUDA or backend fallback) is one line on stderr, as errors are."""
+    warn(str(message))
 
 
 # the extra each command needs, shown in `edgecnn --help`

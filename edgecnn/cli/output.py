@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgecnn.config import PARITY_BATCH_SIZES, REPORT_BATCH_SIZES
+from edgecnn.config import PARITY_BATCH_SIZES
 
 __all__ = ["print_json", "warn", "print_export_report", "show_export_report"]
 
@@ -20,22 +20,32 @@ def warn(message: str) -> None:
     click.echo(f"edgecnn: warning: {message}", err=True)
 
 
+def _show_auto(decision: Any) -> None:
+    """auto's table: every candidate configuration, * the chosen, x one that does not qualify (and why)."""
+    large = str(decision.batch_size_hint)
+    click.echo(f"auto: candidates measured on this machine (p50 ms; batch {large} is --batch-size-hint)")
+    click.echo(
+        f"  {'candidate':<22} {'runs in':<17} {'accuracy':>9} {'drop pp':>8} {'batch 1':>9} "
+        f"{'batch ' + large:>10} {'size':>10}"
+    )
+    for row in decision.table:
+        mark = "*" if row.candidate == decision.chosen else (" " if row.eligible else "x")
+        click.echo(
+            f"{mark} {row.candidate:<22} {row.backend + ' ' + row.precision:<17} {row.accuracy:>9.2%} "
+            f"{row.drop_pp:>8.2f} {row.latency_ms['1']:>9.4f} {row.latency_ms[large]:>10.4f} "
+            f"{row.size_bytes:>10,}" + (f"  ({row.why_not})" if row.why_not else "")
+        )
+    runtime = decision.runtime
+    click.echo(
+        f"auto chose {decision.chosen}: Predictor(backend='auto') runs it on "
+        f"{runtime['backend']} in {runtime['precision']}"
+    )
+
+
 def print_export_report(report: Any) -> None:
     """The readable report card of `edgecnn export` / `edgecnn quantize`."""
     if report.auto:
-        click.echo("auto: candidates measured on this machine (p50 ms)")
-        small, large = (str(b) for b in REPORT_BATCH_SIZES)
-        click.echo(
-            f"  {'candidate':<9} {'accuracy':>9} {'drop pp':>8} {'batch ' + small:>9} {'batch ' + large:>9} "
-            f"{'rel.':>6} {'size':>10}"
-        )
-        for row in report.auto.table:
-            mark = "*" if row.candidate == report.auto.chosen else (" " if row.eligible else "x")
-            click.echo(
-                f"{mark} {row.candidate:<9} {row.accuracy:>9.2%} {row.drop_pp:>8.2f} "
-                f"{row.latency_ms[small]:>9.4f} {row.latency_ms[large]:>9.4f} "
-                f"{row.relative_time:>6.2f} {row.size_bytes:>10,}"
-            )
+        _show_auto(report.auto)
     sizes, acc, parity = report.size_bytes, report.accuracy, report.parity
     quantized = ", ".join(f"{v['quantized']}/{v['of']} {op}" for op, v in report.quantized_ops.items())
     click.echo(

@@ -1,40 +1,66 @@
-"""``auto``: measure every candidate on this machine and keep the fastest that passes its gates.
+"""``auto``: measure every candidate configuration on this machine — a file variant (fp32, int8 …) on a
+backend (onnxruntime, OpenVINO) in a precision (f32, int8, bf16 …) — and keep the fastest that passes.
 
-Accuracy, top-1 agreement and max |Δlogit| against the fp32 graph on the real test images; batch-1 and
-batch-32 latency with the candidates interleaved in one run (``edgecnn.bench``). Each candidate is judged
-by its own mode's gates (:func:`edgecnn.export.gates.gates_for`), the same the parity check then applies.
+Each candidate's logits are compared with onnxruntime fp32's on the real test images under the gates of
+the precision it really runs in (:func:`edgecnn.export.gates.gates_for_precision`); its batch-1 and
+batch-``hint`` latency is measured with every candidate interleaved in one run (``edgecnn.bench``).
+
+The rule (:func:`decide`), in the words of issue 12's goals:
+1. a candidate must pass its gates, and a file that runs on another backend must also pass on onnxruntime
+   (the fallback when that backend is missing on the device);
+2. it must not be slower than onnxruntime fp32 at batch 1 or at the hint batch;
+3. of those, the fastest at the hint batch wins; candidates within ``TIE_TOLERANCE`` of it are a tie,
+   won by the fastest at batch 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.timing import compare_latency
-from edgecnn.config import REPORT_BATCH_SIZES
-from edgecnn.export.gates import Gates, onnx_logits
-from edgecnn.runtime.session import open_session
+from edgecnn.bench.timing import Clock, measure_interleaved, summarize
+from edgecnn.export.gates import Gates
+from edgecnn.runtime.backends import Engine
 
-__all__ = ["TIE_TOLERANCE", "AutoRow", "AutoDecision", "choose_fastest"]
+__all__ = ["TIE_TOLERANCE", "Contender", "AutoRow", "AutoDecision", "choose_fastest", "decide"]
 
-TIE_TOLERANCE = 0.03  # candidates within 3 % of the fastest count as tied: the smaller file wins
+TIE_TOLERANCE = 0.03  # within 3 % of the fastest at the hint batch counts as tied: batch 1 decides
+REFERENCE = "none"  # onnxruntime running the fp32 file: what every candidate is compared with
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One candidate configuration, loaded: a file on an engine, and the gates of what it runs in."""
+
+    name: str  # "static"; "static@openvino"; "none@openvino:bf16"
+    mode: str  # the file variant (a quantization mode)
+    path: Path
+    engine: Engine  # what runs it: backend, device, the precision it really computes in
+    gates: Gates
+    hint: str | None = None  # the precision asked of the backend (OpenVINO's hint); None: the file's own
 
 
 @dataclass(frozen=True)
 class AutoRow:
     candidate: str
+    mode: str
+    backend: str
+    precision: str  # what the compute really runs in
+    hint: str | None
     accuracy: float
     drop_pp: float
     top1_agreement: float
     max_abs: float
     latency_ms: dict[str, float]  # p50 per batch size
-    relative_time: float  # geometric mean over batch sizes of p50 / the reference's p50
     size_bytes: int
-    eligible: bool
+    passes_gates: bool
+    eligible: bool = False
+    why_not: str = ""  # empty when eligible
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -45,68 +71,131 @@ class AutoDecision:
     chosen: str
     table: tuple[AutoRow, ...]
     max_accuracy_drop_pp: float
+    batch_size_hint: int
     rule: str = (
-        f"fastest (geometric mean of batch-1 and batch-32 p50 vs fp32) within the gates; within "
-        f"{TIE_TOLERANCE:.0%} of the fastest counts as a tie, won by the smaller file"
+        "passes its gates (and on onnxruntime too), not slower than onnxruntime fp32 at batch 1 or the hint "
+        f"batch; the fastest at the hint batch, within {TIE_TOLERANCE:.0%} a tie won at batch 1"
     )
+
+    @property
+    def row(self) -> AutoRow:
+        return next(row for row in self.table if row.candidate == self.chosen)
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """What the Predictor's ``backend="auto"`` reads back: the backend and precision auto measured."""
+        row = self.row
+        return {"backend": row.backend, "precision": row.precision, "hint": row.hint}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "chosen": self.chosen,
+            "runtime": self.runtime,
             "table": [row.to_dict() for row in self.table],
             "max_accuracy_drop_pp": self.max_accuracy_drop_pp,
+            "batch_size_hint": self.batch_size_hint,
             "rule": self.rule,
         }
 
 
 def choose_fastest(
-    paths: Mapping[str, Path],
+    contenders: Sequence[Contender],
     feed: np.ndarray,
     labels: np.ndarray,
     *,
-    input_name: str,
-    gates: Mapping[str, Gates],
+    batch_size_hint: int,
     max_accuracy_drop: float,
     iters: int,
+    clock: Clock = time.perf_counter,
 ) -> AutoDecision:
-    """``paths``: candidate name → file, the reference (fp32) first; ``gates``: each candidate's gates."""
-    logits = {name: onnx_logits(open_session(path), input_name, feed, 256) for name, path in paths.items()}
-    reference = next(iter(paths))
-    latency = compare_latency(paths, feed, input_name=input_name, batch_sizes=REPORT_BATCH_SIZES, iters=iters)
-    table = tuple(_row(name, path, logits, reference, labels, latency, gates[name]) for name, path in paths.items())
-    eligible = [row for row in table if row.eligible] or [table[0]]  # the reference passes its own gates
-    best = min(row.relative_time for row in eligible)
-    tied = [row for row in eligible if row.relative_time <= best * (1 + TIE_TOLERANCE)]
-    chosen = min(tied, key=lambda row: row.size_bytes).candidate
-    return AutoDecision(chosen=chosen, table=table, max_accuracy_drop_pp=max_accuracy_drop)
+    """Measure ``contenders`` (onnxruntime fp32, named "none", among them) and decide."""
+    logits = {c.name: _logits(c.engine.run, feed) for c in contenders}
+    latency = _latency(contenders, feed, (1, batch_size_hint), iters, clock)
+    reference = logits[REFERENCE]
+    table = [_row(c, logits[c.name], reference, labels, latency[c.name]) for c in contenders]
+    return decide(table, batch_size_hint=batch_size_hint, max_accuracy_drop=max_accuracy_drop)
+
+
+def decide(rows: Sequence[AutoRow], *, batch_size_hint: int, max_accuracy_drop: float) -> AutoDecision:
+    """The rule of this module's docstring over measured rows; the reference always qualifies."""
+    by_name = {row.candidate: row for row in rows}
+    base = by_name[REFERENCE].latency_ms
+    hint = str(batch_size_hint)
+    judged = []
+    for row in rows:
+        why = _why_not(row, by_name, base)
+        judged.append(_replace(row, eligible=not why, why_not=why))
+    eligible = [row for row in judged if row.eligible] or [by_name[REFERENCE]]
+    best = min(row.latency_ms[hint] for row in eligible)
+    tied = [row for row in eligible if row.latency_ms[hint] <= best * (1 + TIE_TOLERANCE)]
+    chosen = min(tied, key=lambda row: row.latency_ms["1"]).candidate
+    return AutoDecision(chosen, tuple(judged), max_accuracy_drop, batch_size_hint)
+
+
+def _why_not(row: AutoRow, rows: Mapping[str, AutoRow], base: Mapping[str, float]) -> str:
+    if row.candidate == REFERENCE:
+        return ""
+    if not row.passes_gates:
+        return "fails its gates"
+    fallback = rows.get(row.mode)
+    if row.backend != "onnxruntime" and (fallback is None or not fallback.passes_gates):
+        return f"the {row.mode} file fails its gates on onnxruntime, the fallback"
+    slower = [b for b, ms in base.items() if row.latency_ms[b] > ms]
+    return f"slower than onnxruntime fp32 at batch {' and '.join(slower)}" if slower else ""
+
+
+def _replace(row: AutoRow, **changes: Any) -> AutoRow:
+    return AutoRow(**{**row.to_dict(), **changes})
+
+
+def _logits(run: Callable[[np.ndarray], np.ndarray], feed: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([run(feed[i : i + batch]) for i in range(0, len(feed), batch)]).astype(np.float32)
+
+
+class _Timed:
+    """What measure_interleaved times (``run(None, feed)``): the engine's own call."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._run = run
+
+    def run(self, _names: Any, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._run(feed["x"])
+
+
+def _latency(
+    contenders: Sequence[Contender], feed: np.ndarray, batch_sizes: tuple[int, ...], iters: int, clock: Clock
+) -> dict[str, dict[str, float]]:
+    timed = {c.name: _Timed(c.engine.run) for c in contenders}
+    result: dict[str, dict[str, float]] = {c.name: {} for c in contenders}
+    for batch in dict.fromkeys(batch_sizes):
+        x = {"x": np.ascontiguousarray(np.resize(feed, (batch, *feed.shape[1:])))}
+        samples = measure_interleaved(timed, {name: x for name in timed}, iters=iters, clock=clock)
+        for name, times in samples.items():
+            result[name][str(batch)] = round(summarize(times)["p50"], 5)
+    return result
 
 
 def _row(
-    name: str,
-    path: Path,
-    logits: Mapping[str, np.ndarray],
-    reference: str,
-    labels: np.ndarray,
-    latency: Mapping[str, Mapping[str, float]],
-    gates: Gates,
+    contender: Contender, ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray, latency: dict[str, float]
 ) -> AutoRow:
-    ours, theirs = logits[name], logits[reference]
     accuracy = float((ours.argmax(1) == labels).mean())
     reference_accuracy = float((theirs.argmax(1) == labels).mean())
     agreement = float((ours.argmax(1) == theirs.argmax(1)).mean())
     max_abs = float(np.abs(ours - theirs).max())
-    ratios = [latency[name][b] / latency[reference][b] for b in latency[reference]]
-    failures = gates.failures(
+    failures = contender.gates.failures(
         max_abs=max_abs, agreement=agreement, reference_accuracy=reference_accuracy, accuracy=accuracy, reference="fp32"
     )
     return AutoRow(
-        candidate=name,
+        candidate=contender.name,
+        mode=contender.mode,
+        backend=contender.engine.backend,
+        precision=contender.engine.precision,
+        hint=contender.hint,
         accuracy=accuracy,
         drop_pp=round((reference_accuracy - accuracy) * 100, 4),
         top1_agreement=agreement,
         max_abs=max_abs,
-        latency_ms=dict(latency[name]),
-        relative_time=round(float(np.prod(ratios) ** (1 / len(ratios))), 4),
-        size_bytes=Path(path).stat().st_size,
-        eligible=not failures,
+        latency_ms=latency,
+        size_bytes=contender.path.stat().st_size,
+        passes_gates=not failures,
     )

@@ -22,7 +22,8 @@ from edgecnn.card import ModelCard
 from edgecnn.errors import ParityError
 from edgecnn.export.auto import AutoDecision, choose_fastest
 from edgecnn.export.calibrate import describe_tried
-from edgecnn.export.gates import ParityReport, gates_for
+from edgecnn.export.contenders import available_backends, open_contenders
+from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
 from edgecnn.export.modes import AUTO, BuildContext, Built, auto_candidates, get_mode
 from edgecnn.export.report import ExportReport, measure_report
@@ -123,19 +124,25 @@ def build_candidates(inputs: Inputs, fp32: Path, work: Path, *, judge: Judge) ->
 
 
 def pick(inputs: Inputs, candidates: dict[str, Candidate]) -> Choice:
+    """The requested mode's file, or auto's choice among every candidate file on every available backend."""
     if inputs.requested != AUTO:
         return Choice(inputs.requested, candidates[inputs.requested], None)
-    drop = inputs.config.max_accuracy_drop
-    decision = choose_fastest(
+    config = inputs.config
+    contenders = open_contenders(
         {name: c.path for name, c in candidates.items()},
+        backends=available_backends(config.backends),
+        max_accuracy_drop=config.max_accuracy_drop,
+    )
+    decision = choose_fastest(
+        contenders,
         inputs.feed,
         inputs.labels,
-        input_name=inputs.spec.name,
-        max_accuracy_drop=drop,
-        iters=inputs.config.latency_iters,
-        gates={name: gates_for(get_mode(name).exact, drop) for name in candidates},
+        batch_size_hint=config.batch_size_hint,
+        max_accuracy_drop=config.max_accuracy_drop,
+        iters=config.latency_iters,
     )
-    return Choice(decision.chosen, candidates[decision.chosen], decision)
+    mode = decision.row.mode
+    return Choice(mode, candidates[mode], decision)
 
 
 @contextlib.contextmanager
@@ -177,6 +184,7 @@ def write(inputs: Inputs, out: Path, fp32: Path, choice: Choice, parity: ParityR
             feed=inputs.feed,
             spec=inputs.spec,
             iters=inputs.config.latency_iters,
+            batch_sizes=(1, inputs.config.batch_size_hint),
             decision=decision,
         )
         report = _report(inputs, out, choice, settings, parity, opset, measured)

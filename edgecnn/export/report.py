@@ -11,7 +11,6 @@ import numpy as np
 import onnx
 
 from edgecnn.bench.timing import compare_latency
-from edgecnn.config import REPORT_BATCH_SIZES
 from edgecnn.export.auto import AutoDecision
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import compute_op_counts, op_counts
@@ -81,23 +80,22 @@ def measure_report(
     feed: np.ndarray,
     spec: InputSpec,
     iters: int,
+    batch_sizes: tuple[int, ...],
     decision: AutoDecision | None,
 ) -> dict[str, Any]:
-    """The measured part of the card: ops, int8 coverage, sizes and latency (auto's own figures when
-    auto measured them; fp32 and the export interleaved in one run otherwise)."""
+    """The measured part of the card: ops, int8 coverage, sizes and latency at ``batch_sizes`` (auto's own
+    figures when auto measured them — the chosen configuration's, on its backend; fp32 and the export
+    interleaved in one run on onnxruntime otherwise)."""
     before, after = onnx.load(str(fp32)), onnx.load(str(chosen))
     families_before = compute_op_counts(before)
     if decision is not None:
-        rows = {row.candidate: row.latency_ms for row in decision.table}
-        latency = {"fp32": rows[decision.table[0].candidate], "exported": rows[decision.chosen]}
+        latency = {"fp32": decision.table[0].latency_ms, "exported": decision.row.latency_ms}
     elif fp32.read_bytes() == chosen.read_bytes():  # the fp32 graph itself: time it once
-        only = compare_latency({"fp32": fp32}, feed, input_name=spec.name, batch_sizes=REPORT_BATCH_SIZES, iters=iters)[
-            "fp32"
-        ]
+        only = compare_latency({"fp32": fp32}, feed, input_name=spec.name, batch_sizes=batch_sizes, iters=iters)["fp32"]
         latency = {"fp32": only, "exported": only}
     else:
         latency = compare_latency(
-            {"fp32": fp32, "exported": chosen}, feed, input_name=spec.name, batch_sizes=REPORT_BATCH_SIZES, iters=iters
+            {"fp32": fp32, "exported": chosen}, feed, input_name=spec.name, batch_sizes=batch_sizes, iters=iters
         )
     return {
         "ops_before": op_counts(before),

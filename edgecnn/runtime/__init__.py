@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
+from edgecnn.runtime.backends import BackendWarning
 from edgecnn.runtime.predictor import Prediction, Predictor
 from edgecnn.runtime.session import ProviderWarning
 
-__all__ = ["Predictor", "Prediction", "ProviderWarning"]
+__all__ = ["Predictor", "Prediction", "ProviderWarning", "BackendWarning"]

@@ -14,7 +14,8 @@ max |Δlogit| ≈ 0.05), so it is only ever used by name.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,24 @@ import numpy as np
 
 from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
 
-__all__ = ["BACKENDS", "OPENVINO_PRECISIONS", "Engine", "onnxruntime_engine", "openvino_engine", "require_openvino"]
+__all__ = [
+    "BACKENDS",
+    "OPENVINO_PRECISIONS",
+    "THREAD_POLICY",
+    "BackendWarning",
+    "Engine",
+    "recorded_backend",
+    "default_threads",
+    "onnxruntime_engine",
+    "openvino_engine",
+    "require_openvino",
+]
 
 BACKENDS = ("auto", "onnxruntime", "openvino")  # auto: onnxruntime (export does not record a backend yet)
 OPENVINO_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint, by name only
 _FILE_PRECISION = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}  # by quantization mode
+# What a Predictor that names no threads gets, per backend: None is the backend's own default.
+THREAD_POLICY: dict[str, int | None] = {"onnxruntime": None, "openvino": None}
 _COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
 _OV_TYPES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "i8": "int8", "u8": "int8"}
 
@@ -55,6 +69,40 @@ def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | Non
 
     precision = _FILE_PRECISION.get(str(quantization_mode), "f32")
     return Engine("onnxruntime", provider, precision, session, run, ORT_ERRORS)
+
+
+class BackendWarning(UserWarning):
+    """The backend auto recorded for a model is not usable here; the model runs on onnxruntime instead."""
+
+
+def recorded_backend(path: Path, quantization: Mapping[str, Any], provider: str) -> tuple[str, str | None]:
+    """What ``backend="auto"`` runs ``path`` on: the backend and precision hint ``auto`` measured fastest
+    and recorded in the file's metadata, when that backend is installed here; else onnxruntime, said in
+    one line (a BackendWarning). onnxruntime on CUDA stays onnxruntime: auto measured CPUs only."""
+    auto = quantization.get("auto")
+    runtime = auto.get("runtime") if isinstance(auto, Mapping) else None
+    if not isinstance(runtime, Mapping) or runtime.get("backend") in (None, "onnxruntime") or provider == "cuda":
+        return "onnxruntime", None
+    backend, hint = runtime.get("backend"), runtime.get("hint")
+    if backend == "openvino" and (hint is None or hint in OPENVINO_PRECISIONS):
+        try:
+            require_openvino()
+            return "openvino", hint
+        except ProviderError:
+            why = 'which is not installed here (pip install "edgecnn[openvino]")'
+    else:
+        why = f"which this edgecnn does not know (recorded {backend!r}, precision {hint!r})"
+    warnings.warn(
+        f"{path.name}: auto chose {backend} {runtime.get('precision', '')} for it, {why}: running it on onnxruntime",
+        BackendWarning,
+        stacklevel=4,
+    )
+    return "onnxruntime", None
+
+
+def default_threads(backend: str) -> int | None:
+    """The intra-op threads a model on ``backend`` gets when the caller names none (THREAD_POLICY)."""
+    return THREAD_POLICY[backend]
 
 
 def require_openvino() -> Any:

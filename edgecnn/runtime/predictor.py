@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecnn.card import ModelCard
 from edgecnn.errors import ConfigError, InputError, ModelFileError, ProviderError, describe
-from edgecnn.runtime.backends import BACKENDS, Engine, onnxruntime_engine, openvino_engine
+from edgecnn.runtime.backends import BACKENDS, Engine, onnxruntime_engine, openvino_engine, recorded_backend
 from edgecnn.runtime.foreign import ForeignSpec, metadata_for
 from edgecnn.runtime.framing import FIT_MODES, default_fit
 from edgecnn.runtime.images import CHANNEL_ORDERS
@@ -54,8 +54,10 @@ class Predictor:
     busy-waiting (several sessions on few cores). A model without edgecnn metadata needs ``classes``,
     ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC"); ``output="probabilities"`` when its graph ends
     in a softmax. ``model_path`` may name a zoo model, ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).
-    ``backend``: "onnxruntime" (what "auto" means today) or "openvino" (``device`` as OpenVINO names it,
-    default "CPU"; ``precision`` "f32" unless "bf16"/"f16" is asked for). ``.backend``, ``.device`` and
+    ``backend``: "auto" (what ``edgecnn export/quantize --quantize auto`` measured fastest for this file and
+    recorded in it, when that backend is installed — else onnxruntime, with a :class:`BackendWarning`;
+    onnxruntime for a file without that record), "onnxruntime", or "openvino" (``device`` as OpenVINO names
+    it, default "CPU"; ``precision`` "f32" unless "bf16"/"f16" is asked for). ``.backend``, ``.device`` and
     ``.precision`` say what really runs (OpenVINO's read back from the compiled model)."""
 
     def __init__(
@@ -100,6 +102,8 @@ class Predictor:
         self, session: Any, backend: str, device: str | None, threads: int | None, precision: str | None
     ) -> Engine:
         """The onnxruntime session that validated the file, or the file compiled by OpenVINO."""
+        if backend == "auto" and device is None and precision is None:
+            backend, precision = recorded_backend(self.path, self.metadata.quantization, self.provider)
         if backend == "openvino":
             return openvino_engine(self.path, device=device or "CPU", threads=threads, precision=precision)
         if device is not None or precision is not None:

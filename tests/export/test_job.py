@@ -16,6 +16,7 @@ from edgecnn.errors import ExportError, ModelFileError, ParityError
 from edgecnn.export.job import calibration_indices, export_checkpoint, verify_export
 from edgecnn.export.to_onnx import BakedPreprocessing, export_onnx
 from edgecnn.files import report_path
+from edgecnn.runtime import Predictor
 from edgecnn.runtime.metadata import InputSpec, read_metadata
 from edgecnn.runtime.preprocess import normalize, to_graph_input
 from edgecnn.runtime.session import open_session
@@ -71,7 +72,8 @@ def test_dynamic_with_nothing_worth_quantizing_says_so_and_auto_skips_it(checkpo
     assert [w for w in report.warnings if "stays fp32" in w]  # returned in the report card, for the CLI to print
     assert report.quantized_ops["MatMul/Gemm"] == {"quantized": 0, "of": 1}
     auto = export_checkpoint(checkpoints("fashion_bn"), tmp_path / "a.onnx", ExportConfig(quantize="auto", **QUICK))
-    assert [row["candidate"] for row in auto.settings["auto"]["table"]] == ["none", "static"]
+    table = auto.settings["auto"]["table"]
+    assert [row["candidate"] for row in table if row["backend"] == "onnxruntime"] == ["none", "static"]
     assert not auto.warnings
 
 
@@ -89,13 +91,21 @@ def test_auto_measures_candidates_and_records_its_decision(checkpoints, tmp_path
     out = tmp_path / "auto.onnx"
     report = export_checkpoint(checkpoints("convnet5"), out, ExportConfig(quantize="auto", **QUICK))
     auto = report.settings["auto"]
-    assert [row["candidate"] for row in auto["table"]] == ["none", "dynamic", "static"]
-    assert auto["chosen"] == report.mode == report.auto.chosen
-    chosen = next(row for row in auto["table"] if row["candidate"] == auto["chosen"])
-    assert chosen["eligible"]
-    eligible = [row for row in auto["table"] if row["eligible"]]
-    assert chosen["relative_time"] <= min(r["relative_time"] for r in eligible) * 1.03 + 1e-9
-    assert read_metadata(open_session(out)).quantization["auto"]["chosen"] == auto["chosen"]
+    rows = {row["candidate"]: row for row in auto["table"]}
+    assert list(rows)[:3] == ["none", "dynamic", "static"]
+    assert {"none@openvino", "static@openvino"} <= set(rows)  # openvino is installed with the dev extras
+    assert rows["none@openvino"]["precision"] == "f32" and rows["static@openvino"]["precision"] == "int8"
+    chosen = rows[auto["chosen"]]
+    assert chosen["eligible"] and report.mode == chosen["mode"] and report.auto.chosen == auto["chosen"]
+    hint = str(auto["batch_size_hint"])
+    eligible = [row for row in rows.values() if row["eligible"]]
+    assert chosen["latency_ms"][hint] <= min(r["latency_ms"][hint] for r in eligible) * 1.03 + 1e-9
+    for row in eligible:  # never slower than onnxruntime fp32, at either batch size
+        assert all(row["latency_ms"][b] <= ms for b, ms in rows["none"]["latency_ms"].items())
+    assert read_metadata(open_session(out)).quantization["auto"]["runtime"] == auto["runtime"]
+    predictor = Predictor(out)  # backend "auto": the recorded choice
+    assert (predictor.backend, predictor.precision) == (chosen["backend"], chosen["precision"])
+    assert report.latency_ms_p50["exported"] == chosen["latency_ms"]
 
 
 def test_static_calibration_sample_is_stratified_seeded_and_recorded(checkpoints, tmp_path, mnist):

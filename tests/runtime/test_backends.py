@@ -141,3 +141,61 @@ def test_bench_measures_each_model_on_each_backend_in_one_run(tmp_path):
     assert all(m.cold_start_ms and m.cold_start_ms > 0 for m in result.models)
     with pytest.raises(ConfigError, match="backends must be"):
         BenchConfig(backends=("tensorrt",))
+
+
+def _recorded(tmp_path, runtime: dict) -> str:
+    """The zoo's keras_same int8 file with ``runtime`` as auto's recorded choice in its metadata."""
+    import dataclasses
+
+    import onnx
+
+    from edgecnn.export.graphs import write_metadata
+    from edgecnn.runtime.zoo import resolve_zoo
+
+    src = resolve_zoo("zoo:keras_same:int8")
+    meta = Predictor(src).metadata
+    quantization = {**meta.quantization, "auto": {"chosen": "static@x", "runtime": runtime}}
+    out = tmp_path / "recorded.onnx"
+    write_metadata(onnx.load(str(src)), dataclasses.replace(meta, quantization=quantization), out)
+    return str(out)
+
+
+OPENVINO_INT8 = {"backend": "openvino", "precision": "int8", "hint": "f32"}
+
+
+def test_backend_auto_runs_what_auto_recorded_and_a_named_backend_overrides_it(tmp_path, images):
+    path = _recorded(tmp_path, OPENVINO_INT8)
+    chosen, named = Predictor(path), Predictor(path, backend="onnxruntime")
+    assert (chosen.backend, chosen.precision) == ("openvino", "int8")
+    assert (named.backend, named.precision) == ("onnxruntime", "int8")
+    assert np.mean(chosen.logits(images).argmax(1) == named.logits(images).argmax(1)) >= 0.99
+    assert Predictor.from_zoo("keras_same").backend == "onnxruntime"  # no record: onnxruntime, as before
+
+
+def test_a_recorded_backend_that_is_missing_falls_back_to_onnxruntime_in_one_line(tmp_path, fashion):
+    from conftest import run_cli
+    from PIL import Image
+
+    path = _recorded(tmp_path, OPENVINO_INT8)
+    code = (
+        "import warnings\nfrom edgecnn.runtime import Predictor, BackendWarning\n"
+        f"with warnings.catch_warnings(record=True) as seen:\n    warnings.simplefilter('always')\n"
+        f"    p = Predictor({path!r})\n"
+        "print(p.backend, p.precision, [(w.category.__name__, str(w.message)) for w in seen])\n"
+    )
+    proc = _run(code, ("torch", "torchvision", "onnx", "matplotlib", "openvino"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("onnxruntime int8 [('BackendWarning', ")
+    assert "openvino int8" in proc.stdout and 'pip install "edgecnn[openvino]"' in proc.stdout
+    Image.fromarray(fashion.test_images[0, 0].numpy()).save(tmp_path / "0.png")
+    cli = run_cli("predict", path, str(tmp_path / "0.png"), blocked=("torch", "openvino"))
+    assert cli.returncode == 0 and cli.stderr.count("\n") == 1, cli.stderr
+    assert cli.stderr.startswith("edgecnn: warning: recorded.onnx: auto chose openvino int8")
+    assert cli.stderr.rstrip().endswith("running it on onnxruntime")
+
+
+def test_a_recorded_backend_this_edgecnn_does_not_know_is_named_and_not_run(tmp_path):
+    path = _recorded(tmp_path, {"backend": "tensorrt", "precision": "int8", "hint": "fp8"})
+    with pytest.warns(UserWarning, match="does not know .*'tensorrt'.*running it on onnxruntime"):
+        predictor = Predictor(path)
+    assert predictor.backend == "onnxruntime"
