@@ -177,7 +177,8 @@ class BenchConfig:
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
     backends: tuple[str, ...] = ("onnxruntime",)  # each model on each: onnxruntime, openvino (OpenVINO's CPU, f32)
     batch_sizes: tuple[int, ...] = (1, 8, 64)  # a camera frame, a small burst, a throughput batch
-    threads: int | None = None  # None: onnxruntime's default (one per physical core)
+    threads: tuple[int, ...] | None = None  # each model at each thread count, interleaved in one run;
+    #   None: the Predictor's default (the thread policy, runtime/backends.py)
     warmup: int = 20  # untimed runs per model and batch size: first calls allocate and pack weights
     iters: int = 200  # timed runs per model and batch size (ignored when duration is set)
     duration: float | None = None  # seconds per batch size for all models together, instead of iters

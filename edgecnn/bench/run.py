@@ -14,6 +14,7 @@ from edgecnn.bench.environment import cold_start, environment
 from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subject
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, config_to_dict
+from edgecnn.errors import ConfigError
 
 __all__ = ["LatencyRow", "BenchResult", "run_bench"]
 
@@ -63,11 +64,18 @@ def run_bench(
     log: Callable[[str], None] = lambda _: None,
 ) -> BenchResult:
     """Measure ``models`` (and torch eager, given a checkpoint) round-robin."""
-    spinning = len(models) * len(config.backends) + (torch_checkpoint is not None) == 1
+    counts = config.threads or (None,)
+    if torch_checkpoint is not None and len(counts) > 1:
+        raise ConfigError("torch eager runs at one thread count: give one --threads value with --torch")
+    spinning = len(models) * len(config.backends) * len(counts) + (torch_checkpoint is not None) == 1
+    tag = len(config.backends) > 1 or len(counts) > 1
     subjects: list[Subject] = []
     try:
         subjects += [
-            onnx_subject(Path(m), config, spinning=spinning, backend=b) for m in models for b in config.backends
+            onnx_subject(Path(m), config, spinning=spinning, backend=b, threads=t, tag=tag)
+            for m in models
+            for b in config.backends
+            for t in counts
         ]
         if torch_checkpoint is not None:
             subjects.append(torch_subject(torch_checkpoint, config))

@@ -87,14 +87,23 @@ class _Opened:
     precision: str
 
 
-def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool, backend: str = "onnxruntime") -> Subject:
-    """Any ONNX model file on ``backend``, opened with the Predictor's rules and timed through its bare
-    engine call. An edgecnn model is opened as a device app opens it (the Predictor); any other by its
-    graph's input."""
+def onnx_subject(
+    path: Path,
+    config: BenchConfig,
+    *,
+    spinning: bool,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    tag: bool = False,
+) -> Subject:
+    """Any ONNX model file on ``backend`` with ``threads``, opened with the Predictor's rules and timed
+    through its bare engine call. An edgecnn model is opened as a device app opens it (the Predictor); any
+    other by its graph's input. ``tag``: name the backend and threads in the row's name."""
+    from edgecnn.runtime.backends import default_threads
     from edgecnn.runtime.session import physical_cores
 
     started = time.perf_counter()
-    opened = _open(path, config, spinning, backend)
+    opened = _open(path, config, spinning, backend, threads)
     created = time.perf_counter() - started
     dtype = _DTYPES.get(opened.input_type)
     if dtype is None:
@@ -103,13 +112,13 @@ def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool, backend: st
     first_started = time.perf_counter()
     opened.run(None, feed(1))
     first = time.perf_counter() - first_started
-    name = str(path) if backend == "onnxruntime" else f"{path} [{backend}]"
+    name = f"{path} [{backend}, {threads or 'default'} thr]" if tag else str(path)
     info = ModelInfo(
         name=name,
         kind=backend,
         file_bytes=path.stat().st_size,
         provider=opened.provider,
-        threads=config.threads or physical_cores(),
+        threads=threads or default_threads(backend) or physical_cores(),
         quantization=opened.mode,
         session_create_ms=created * 1e3,
         first_inference_ms=first * 1e3,
@@ -119,14 +128,14 @@ def onnx_subject(path: Path, config: BenchConfig, *, spinning: bool, backend: st
     return Subject(name, opened.run, feed, info, (opened.cold, args))
 
 
-def _open(path: Path, config: BenchConfig, spinning: bool, backend: str) -> _Opened:
+def _open(path: Path, config: BenchConfig, spinning: bool, backend: str, threads: int | None) -> _Opened:
     from edgecnn.runtime import Predictor
     from edgecnn.runtime.backends import openvino_engine
     from edgecnn.runtime.graphinfo import read_graph_info
     from edgecnn.runtime.metadata import PREFIX
     from edgecnn.runtime.session import create_session
 
-    options = {"threads": config.threads, "allow_fallback": config.allow_fallback, "spinning": spinning}
+    options = {"threads": threads, "allow_fallback": config.allow_fallback, "spinning": spinning}
     if PREFIX + "schema" in read_graph_info(path).metadata:
         predictor = Predictor(path, provider=config.provider, backend=backend, **options)  # as a device app does
         spec, engine = predictor.metadata.input, predictor.engine
@@ -139,7 +148,7 @@ def _open(path: Path, config: BenchConfig, spinning: bool, backend: str) -> _Ope
     shape = _foreign_shape(path, graph_input.shape, config.shape)
     run, precision = session.run, "f32"
     if backend == "openvino":
-        engine = openvino_engine(path, threads=config.threads)
+        engine = openvino_engine(path, threads=threads)
         run, provider, precision = _engine_call(engine), engine.device, engine.precision
     return _Opened(run, graph_input.name, graph_input.type, shape, "foreign", _FOREIGN_COLD, provider, precision)
 
@@ -189,14 +198,14 @@ with torch.inference_mode():
 
 def torch_subject(checkpoint: str, config: BenchConfig) -> Subject:
     """torch eager on the CPU, from an edgecnn checkpoint (torch is imported only here). With
-    ``config.threads`` torch's thread count is set for the measurement and restored by ``close``."""
+    ``config.threads`` (one count) torch's thread count is set for the measurement and restored by ``close``."""
     import torch
 
     from edgecnn.training.checkpoint import load_checkpoint
 
     before = torch.get_num_threads()
     if config.threads:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(config.threads[0])
     started = time.perf_counter()
     saved = load_checkpoint(checkpoint)
     model = saved.build_model()

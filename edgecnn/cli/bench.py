@@ -20,7 +20,7 @@ BENCH_HELP = {
     "provider": "Execution provider, chosen as the Predictor does.",
     "backends": "Comma-separated: each model on each of onnxruntime, openvino (pip install edgecnn[openvino]).",
     "batch_sizes": "Comma-separated batch sizes.",
-    "threads": "Intra-op threads (default: onnxruntime's, one per physical core).",
+    "threads": "Comma-separated intra-op thread counts: each model at each, in one run (default: the Predictor's).",
     "warmup": "Untimed runs per model and batch size.",
     "iters": "Timed runs per model and batch size.",
     "duration": "Seconds per batch size instead of --iters.",

@@ -28,6 +28,8 @@ EXPORT_HELP = {
     "parity_samples": "Test images for the parity gate.",
     "bake_preprocessing": "The graph takes raw uint8 pixels (N×H×W or N×H×W×C).",
     "latency_iters": "Timed runs per variant and batch size.",
+    "batch_size_hint": "auto: the batch size your app runs; auto times batch 1 and this one.",
+    "backends": "auto: comma-separated backends to measure on (default: every one installed: onnxruntime,openvino).",
     "seed": "Picks the calibration sample.",
     "data_root": "Dataset root (default: the checkpoint's, else $EDGECNN_DATA / the cache dir).",
 }

@@ -27,6 +27,8 @@ QUANTIZE_HELP = {
     "max_accuracy_drop": "Percentage points the result may lose vs the fp32 file.",
     "parity_samples": "Labelled test images for the parity gate.",
     "latency_iters": "Timed runs per variant and batch size.",
+    "batch_size_hint": "auto: the batch size your app runs; auto times batch 1 and this one.",
+    "backends": "auto: comma-separated backends to measure on (default: every one installed: onnxruntime,openvino).",
     "seed": "Picks the calibration sample.",
     "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
     "classes": "A file without edgecnn metadata: comma-separated class names (default: the dataset's).",

@@ -143,6 +143,29 @@ def test_bench_measures_each_model_on_each_backend_in_one_run(tmp_path):
         BenchConfig(backends=("tensorrt",))
 
 
+def test_bench_sweeps_threads_and_backends_in_one_interleaved_run(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    proc = run_cli(
+        "bench", "zoo:keras_same:int8", "--backends", "onnxruntime,openvino", "--threads", "1,2",
+        "--batch-sizes", "1,8", "--iters", "10", "--warmup", "2", "--cold-runs", "0", "--json", "-",
+        block_torch=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    models = json.loads(proc.stdout)["models"]
+    assert [(m["kind"], m["threads"], m["precision"]) for m in models] == [
+        ("onnxruntime", 1, "int8"),
+        ("onnxruntime", 2, "int8"),
+        ("openvino", 1, "int8"),
+        ("openvino", 2, "int8"),
+    ]
+    assert all(m["name"].endswith(f"[{m['kind']}, {m['threads']} thr]") for m in models)
+    refused = run_cli("bench", "zoo:keras_same", "--threads", "1,2", "--torch", "x.pt", block_torch=False)
+    assert refused.returncode == 1 and "one --threads value" in refused.stderr
+
+
 def _recorded(tmp_path, runtime: dict) -> str:
     """The zoo's keras_same int8 file with ``runtime`` as auto's recorded choice in its metadata."""
     import dataclasses
