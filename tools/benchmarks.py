@@ -6,8 +6,11 @@ Writes the tables into BENCHMARKS.md between its ``benchmarks.py`` markers, with
 the environment block.
 
     .venv/bin/python tools/benchmarks.py [--runs runs/bench] [--iters 200] [--cold-runs 3] [--archs a,b]
+    .venv/bin/python tools/benchmarks.py --section backends [--archs a,b]   # tools/backend_table.py
+    .venv/bin/python tools/benchmarks.py --section threads [--archs a,b]    # tools/bench_threads.py
 
-Checkpoints come from ``--runs/ARCH`` and are trained there (one epoch, seed 0) when missing.
+The page's checkpoints come from ``--runs/ARCH`` and are trained there (one epoch, seed 0) when missing;
+the backends and threads sections measure the zoo's trained files (``models/``).
 """
 
 from __future__ import annotations
@@ -81,14 +84,7 @@ def bench_net(arch: str, runs: Path, config: BenchConfig, work: Path) -> tuple[s
     return "\n".join(lines), result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--iters", type=int, default=200)
-    parser.add_argument("--cold-runs", type=int, default=3)
-    parser.add_argument("--archs", default=",".join(SEED_NETS))
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
-    args = parser.parse_args()
+def page_section(args: argparse.Namespace) -> tuple[str, str]:
     config = BenchConfig(batch_sizes=(1, 64), iters=args.iters, cold_runs=args.cold_runs)
     tables, env = [], None
     with tempfile.TemporaryDirectory(prefix="edgecnn-page-") as tmp:
@@ -97,33 +93,115 @@ def main() -> None:
             env = result.environment
             print(table + "\n", flush=True)
             tables.append(table)
-    block = "\n".join(
-        [
-            START,
-            "",
-            f"Command: `.venv/bin/python tools/benchmarks.py {' '.join(sys.argv[1:])}`",
-            f"Date: {datetime.date.today()}. Environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, "
-            f"flags {' '.join(env['cpu_flags'])}; {env['system']}; Python {env['python']}, numpy {env['numpy']}, "
-            f"onnxruntime {env['onnxruntime']}, edgecnn {env['edgecnn']}; providers {', '.join(env['providers'])}.",
-            f"Settings: batch 1 and 64, {args.iters} timed runs each after 20 warm-up runs, all variants of a net "
-            "(and torch eager) round-robin in blocks of 10, onnxruntime sessions not spinning; × fp32 = p50 / p50 "
-            f"of ORT fp32 in the same run; cold start and peak RSS: median of {args.cold_runs} fresh processes "
-            "(import + load + one batch-1 inference).",
-            NOISE_NOTE,
-            "",
-            *[t + "\n" for t in tables],
-            END,
-        ]
+    settings = (
+        f"Settings: batch 1 and 64, {args.iters} timed runs each after 20 warm-up runs, all variants of a net "
+        "(and torch eager) round-robin in blocks of 10, onnxruntime sessions not spinning; × fp32 = p50 / p50 "
+        f"of ORT fp32 in the same run; cold start and peak RSS: median of {args.cold_runs} fresh processes "
+        "(import + load + one batch-1 inference)."
     )
+    return "## The benchmark page: every variant, torch eager included", "\n".join(
+        [_provenance(env), settings, NOISE_NOTE, "", *[t + "\n" for t in tables]]
+    )
+
+
+def backends_section(args: argparse.Namespace) -> tuple[str, str]:
+    """Backend × precision × threads per zoo net, auto's choice (hint 64) and the goals (backend_table.py)."""
+    import backend_table
+
+    from edgecnn.bench.environment import environment
+    from edgecnn.config import QuantizeConfig
+    from edgecnn.export.labelled import load_labelled
+    from edgecnn.export.requantize import quantize_onnx
+    from edgecnn.runtime.zoo import resolve_zoo
+
+    tables = []
+    with tempfile.TemporaryDirectory(prefix="edgecnn-backends-") as tmp:
+        for arch in args.archs.split(","):
+            auto_file = Path(tmp) / f"{arch}.auto.onnx"
+            report = quantize_onnx(resolve_zoo(f"zoo:{arch}:fp32"), auto_file, QuantizeConfig(batch_size_hint=64))
+            data = load_labelled(SEED_NETS[arch], shape=(1, 28, 28))
+            rows = backend_table.measure_net(arch, auto_file, data.test_images[:2000], data.test_labels[:2000])
+            table = backend_table.markdown(arch, SEED_NETS[arch], rows) + _auto_line(report)
+            print(table, flush=True)
+            tables.append(table)
+    return "## Backends: onnxruntime and OpenVINO on the same files, by precision and threads", "\n".join(
+        [_provenance(environment()), backend_table.__doc__.split("\n\n", 1)[1].strip(), "", *tables]
+    )
+
+
+def _auto_line(report) -> str:
+    decision = report.auto
+    why = "; ".join(f"{r.candidate}: {r.why_not}" for r in decision.table if r.why_not)
+    return f"\n`quantize --batch-size-hint 64` chose **{decision.chosen}** (not chosen — {why}).\n"
+
+
+def threads_section(args: argparse.Namespace) -> tuple[str, str]:
+    import bench_threads
+
+    from edgecnn.bench.environment import environment
+
+    tables = []
+    for arch in args.archs.split(","):
+        for variant in ("fp32", "int8"):
+            table = bench_threads.markdown(arch, variant, bench_threads.sweep(arch, variant, 1.0, 3))
+            print(table, flush=True)
+            tables.append(table)
+    return "## Threads: the default thread policy's evidence", "\n".join(
+        [_provenance(environment()), bench_threads.__doc__.split("\n\n", 2)[2].strip(), "", *tables]
+    )
+
+
+def _provenance(env: dict) -> str:
+    return (
+        f"Command: `.venv/bin/python tools/benchmarks.py {' '.join(sys.argv[1:])}`\n"
+        f"Date: {datetime.date.today()}. Environment: {env['cpu']} ({env['machine']}), {env['cores']} cores, "
+        f"flags {' '.join(env['cpu_flags'])}; {env['system']}; Python {env['python']}, numpy {env['numpy']}, "
+        f"onnxruntime {env['onnxruntime']}, {_openvino()}edgecnn {env['edgecnn']}; providers "
+        f"{', '.join(env['providers'])}."
+    )
+
+
+def _openvino() -> str:
+    try:
+        import openvino
+    except ImportError:
+        return ""
+    return f"openvino {openvino.__version__.split('-')[0]}, "
+
+
+SECTIONS = {"page": page_section, "backends": backends_section, "threads": threads_section}
+
+
+def write_section(section: str, heading: str, body: str) -> None:
+    """Replace the section's block in BENCHMARKS.md (between its markers), or append it under ``heading``."""
+    start, end = (
+        (START, END)
+        if section == "page"
+        else (f"<!-- benchmarks.py:{section}:start -->", f"<!-- benchmarks.py:{section}:end -->")
+    )
+    block = "\n".join([start, "", body, end])
+    page = PAGE.read_text()
+    if start in page:
+        page = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, page, flags=re.S)
+    else:
+        page = page.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
+    with atomic_path(PAGE) as tmp_page:
+        tmp_page.write_text(page)
+    print(f"# wrote {PAGE}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--section", choices=list(SECTIONS), default="page")
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--archs", default=",".join(SEED_NETS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    heading, body = SECTIONS[args.section](args)
     if not args.no_write:
-        page = PAGE.read_text()
-        if START in page:
-            page = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, page, flags=re.S)
-        else:
-            page = page.rstrip() + "\n\n## The benchmark page: every variant, torch eager included\n\n" + block + "\n"
-        with atomic_path(PAGE) as tmp_page:
-            tmp_page.write_text(page)
-        print(f"# wrote {PAGE}")
+        write_section(args.section, heading, body)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def print_export_report(report: Any) -> None:
     click.echo(
         f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
         f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
-        f"{acc['exported']:.2%} vs torch {acc['fp32']:.2%} ({acc['delta_pp']:+.2f} pp)"
+        f"{acc['exported']:.2%} vs {'the fp32 file' if parity.reference == 'fp32 onnx' else 'torch'} "
+        f"{acc['fp32']:.2%} ({acc['delta_pp']:+.2f} pp)"
     )
     lat = report.latency_ms_p50
     if report.mode == "none":
