@@ -100,7 +100,9 @@ def markdown(name: str, variant: str, table: dict[tuple[str, bool], dict[str, fl
         "|---|---|---|---|---|",
     ]
     best = {
-        (busy, b): min(v[b] for (_, bz), v in table.items() if bz == busy) for busy in (False, True) for b in ("1", "64")
+        (busy, b): min(v[b] for (_, bz), v in table.items() if bz == busy)
+        for busy in (False, True)
+        for b in ("1", "64")
     }
     for label, *_ in CONFIGS:
         cells = [

@@ -212,8 +212,11 @@ def write_index(models: Path) -> None:
 
 
 def _default_note(card: dict[str, Any]) -> str:
-    mode = card["int8"]["mode"]
-    return f"int8 ({mode})" if card["int8"]["chosen_by"] == "auto" else f"fp32 (auto: {mode} int8 not faster)"
+    mode, runtime = card["int8"]["mode"], (card["int8"].get("auto") or {}).get("runtime") or {}
+    if card["int8"]["chosen_by"] != "auto":
+        return f"fp32 (auto: {mode} int8 not faster)"
+    backend = runtime.get("backend", "onnxruntime")
+    return f"int8 ({mode})" + (f", run on {backend} where installed" if backend != "onnxruntime" else "")
 
 
 def write_readme(models: Path) -> None:

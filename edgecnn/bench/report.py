@@ -35,8 +35,10 @@ def format_report(result: BenchResult) -> str:
                 f"{r.std:>8.4f} {r.min:>9.4f} {r.max:>9.4f} {r.throughput:>10,.0f} "
                 f"{r.ratio_p50:>6.2f} {r.samples:>5}"
             )
-    if not result.spinning:
+    if len(result.models) > 1:
         lines += ["", "(several models side by side: onnxruntime sessions run without spinning threads)"]
+    elif not result.spinning:
+        lines += ["", "(onnxruntime's idle threads do not spin: the default thread policy)"]
     return "\n".join(lines)
 
 

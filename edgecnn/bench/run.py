@@ -15,6 +15,7 @@ from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subje
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, config_to_dict
 from edgecnn.errors import ConfigError
+from edgecnn.runtime.backends import default_spinning
 
 __all__ = ["LatencyRow", "BenchResult", "run_bench"]
 
@@ -67,7 +68,8 @@ def run_bench(
     counts = config.threads or (None,)
     if torch_checkpoint is not None and len(counts) > 1:
         raise ConfigError("torch eager runs at one thread count: give one --threads value with --torch")
-    spinning = len(models) * len(config.backends) * len(counts) + (torch_checkpoint is not None) == 1
+    alone = len(models) * len(config.backends) * len(counts) + (torch_checkpoint is not None) == 1
+    spinning = default_spinning() if alone else False  # alone: as the Predictor runs it (the thread policy)
     tag = len(config.backends) > 1 or len(counts) > 1
     subjects: list[Subject] = []
     try:

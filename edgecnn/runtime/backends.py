@@ -28,6 +28,8 @@ __all__ = [
     "BACKENDS",
     "OPENVINO_PRECISIONS",
     "THREAD_POLICY",
+    "ThreadPolicy",
+    "default_spinning",
     "BackendWarning",
     "Engine",
     "recorded_backend",
@@ -40,8 +42,18 @@ __all__ = [
 BACKENDS = ("auto", "onnxruntime", "openvino")  # auto: onnxruntime (export does not record a backend yet)
 OPENVINO_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint, by name only
 _FILE_PRECISION = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}  # by quantization mode
-# What a Predictor that names no threads gets, per backend: None is the backend's own default.
-THREAD_POLICY: dict[str, int | None] = {"onnxruntime": None, "openvino": None}
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """What a model gets when its caller names no threads (and, on onnxruntime, no spinning)."""
+
+    threads: int | None  # intra-op threads; None: the backend's own default (one per physical core)
+    spinning: bool | None  # onnxruntime's idle workers busy-wait; None: not a switch this backend has
+
+
+# Chosen from tools/bench_threads.py's sweep (BENCHMARKS.md, "Threads"); see default_threads.
+THREAD_POLICY = {"onnxruntime": ThreadPolicy(None, True), "openvino": ThreadPolicy(None, None)}
 _COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
 _OV_TYPES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "i8": "int8", "u8": "int8"}
 
@@ -102,7 +114,12 @@ def recorded_backend(path: Path, quantization: Mapping[str, Any], provider: str)
 
 def default_threads(backend: str) -> int | None:
     """The intra-op threads a model on ``backend`` gets when the caller names none (THREAD_POLICY)."""
-    return THREAD_POLICY[backend]
+    return THREAD_POLICY[backend].threads
+
+
+def default_spinning() -> bool:
+    """Whether onnxruntime's idle worker threads busy-wait when the caller does not say (THREAD_POLICY)."""
+    return bool(THREAD_POLICY["onnxruntime"].spinning)
 
 
 def require_openvino() -> Any:
@@ -130,6 +147,7 @@ def openvino_engine(
             f"OpenVINO device {device!r} is not available here; OpenVINO sees {', '.join(core.available_devices)}"
         )
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    threads = threads or default_threads("openvino")
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     errors = (RuntimeError, ValueError, TypeError)

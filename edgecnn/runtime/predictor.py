@@ -50,10 +50,12 @@ class Predictor:
     ``provider``: "auto" (CUDA when onnxruntime offers a working one, else the CPU), "cpu" or "cuda".
     ``fit``: how a photo is framed to the model's size (see :mod:`edgecnn.runtime.framing`); by default the
     recipe of the model's training data (MNIST: "digit", Fashion-MNIST: "object", else "stretch").
-    ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``spinning=False`` keeps idle worker threads from
-    busy-waiting (several sessions on few cores). A model without edgecnn metadata needs ``classes``,
-    ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC"); ``output="probabilities"`` when its graph ends
-    in a softmax. ``model_path`` may name a zoo model, ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).
+    ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``threads`` and ``spinning`` (onnxruntime's idle
+    workers busy-waiting: faster when the cores are yours alone, slower when other processes share them)
+    left None follow the measured thread policy (``edgecnn.runtime.backends.THREAD_POLICY``). A model
+    without edgecnn metadata needs ``classes``, ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC");
+    ``output="probabilities"`` when its graph ends in a softmax. ``model_path`` may name a zoo model,
+    ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).
     ``backend``: "auto" (what ``edgecnn export/quantize --quantize auto`` measured fastest for this file and
     recorded in it, when that backend is installed — else onnxruntime, with a :class:`BackendWarning`;
     onnxruntime for a file without that record), "onnxruntime", or "openvino" (``device`` as OpenVINO names
@@ -67,7 +69,7 @@ class Predictor:
         provider: str = "auto",
         threads: int | None = None,
         allow_fallback: bool = False,
-        spinning: bool = True,
+        spinning: bool | None = None,
         fit: str | None = None,
         channel_order: str = "rgb",
         classes: Sequence[str] | None = None,

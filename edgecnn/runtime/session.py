@@ -106,10 +106,17 @@ def open_session(
 
 
 def create_session(
-    path: Path, provider: str, *, threads: int | None = None, allow_fallback: bool = False, spinning: bool = True
+    path: Path,
+    provider: str,
+    *,
+    threads: int | None = None,
+    allow_fallback: bool = False,
+    spinning: bool | None = None,
 ) -> tuple[Any, str]:
     """Resolve ``provider`` ("auto", "cpu", "cuda"), create the session, and return it with the provider
-    that really runs it."""
+    that really runs it. ``threads``/``spinning`` left None follow the thread policy (runtime/backends.py)."""
+    from edgecnn.runtime.backends import default_spinning, default_threads
+
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024):
@@ -127,6 +134,8 @@ def create_session(
             "(pip install edgecnn[gpu]) or use provider 'cpu' or 'auto'",
         )
         wants_cuda = False
+    spinning = default_spinning() if spinning is None else spinning
+    threads = threads or default_threads("onnxruntime")
     session = open_session(path, provider="cuda" if wants_cuda else "cpu", threads=threads, spinning=spinning)
     used = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
     if provider == "cuda" and wants_cuda and used != "cuda":
