@@ -52,7 +52,12 @@ class ThreadPolicy:
     spinning: bool | None  # onnxruntime's idle workers busy-wait; None: not a switch this backend has
 
 
-# Chosen from tools/bench_threads.py's sweep (BENCHMARKS.md, "Threads"); see default_threads.
+# Chosen from tools/bench_threads.py's sweep (BENCHMARKS.md, "Threads": keras_same and convnet5, fp32 and
+# int8, batch 1 and 64, idle and beside a busy core, each configuration alone in its own process) as the
+# one whose worst case is least bad. onnxruntime: one thread per physical core, spinning — worst 1.54× the
+# best (convnet5 int8, batch 64 beside a busy core: 7.50 vs 4.87 ms without spinning); one thread is worst
+# at 2.04× (idle, batch 64), two without spinning at 1.58× (idle, batch 1: waking costs ~40 µs).
+# OpenVINO: its own default (all cores) is best or within 3 % everywhere but batch 1 beside a busy core.
 THREAD_POLICY = {"onnxruntime": ThreadPolicy(None, True), "openvino": ThreadPolicy(None, None)}
 _COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
 _OV_TYPES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "i8": "int8", "u8": "int8"}

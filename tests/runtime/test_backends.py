@@ -192,7 +192,7 @@ def test_backend_auto_runs_what_auto_recorded_and_a_named_backend_overrides_it(t
     assert (chosen.backend, chosen.precision) == ("openvino", "int8")
     assert (named.backend, named.precision) == ("onnxruntime", "int8")
     assert np.mean(chosen.logits(images).argmax(1) == named.logits(images).argmax(1)) >= 0.99
-    assert Predictor.from_zoo("keras_same").backend == "onnxruntime"  # no record: onnxruntime, as before
+    assert Predictor.from_zoo("keras_same", "fp32").backend == "onnxruntime"  # no record: onnxruntime, as before
 
 
 def test_a_recorded_backend_that_is_missing_falls_back_to_onnxruntime_in_one_line(tmp_path, fashion):
