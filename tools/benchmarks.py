@@ -112,16 +112,17 @@ def backends_section(args: argparse.Namespace) -> tuple[str, str]:
     from edgecnn.config import QuantizeConfig
     from edgecnn.export.labelled import load_labelled
     from edgecnn.export.requantize import quantize_onnx
-    from edgecnn.runtime.zoo import resolve_zoo
+    from edgecnn.runtime.zoo import list_zoo, resolve_zoo
 
+    datasets = {row.name: row.dataset for row in list_zoo()}  # the zoo's own (keras_valid: mnist there)
     tables = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-backends-") as tmp:
         for arch in args.archs.split(","):
             auto_file = Path(tmp) / f"{arch}.auto.onnx"
             report = quantize_onnx(resolve_zoo(f"zoo:{arch}:fp32"), auto_file, QuantizeConfig(batch_size_hint=64))
-            data = load_labelled(SEED_NETS[arch], shape=(1, 28, 28))
+            data = load_labelled(datasets[arch], shape=(1, 28, 28))
             rows = backend_table.measure_net(arch, auto_file, data.test_images[:2000], data.test_labels[:2000])
-            table = backend_table.markdown(arch, SEED_NETS[arch], rows) + _auto_line(report)
+            table = backend_table.markdown(arch, datasets[arch], rows) + _auto_line(report)
             print(table, flush=True)
             tables.append(table)
     return "## Backends: onnxruntime and OpenVINO on the same files, by precision and threads", "\n".join(

@@ -99,9 +99,7 @@ def _card_lines(meta: Any) -> list[str]:
     from edgecnn.runtime.framing import default_fit
 
     card, spec, quant, parity = meta.card, meta.input, meta.quantization, meta.parity
-    auto = (
-        f" (auto's choice among {', '.join(r['candidate'] for r in quant['auto']['table'])})" if "auto" in quant else ""
-    )
+    auto = _auto_note(quant.get("auto"))
     lines = [
         f"edgecnn         {meta.version}: {card.arch}, trained on {card.dataset or '?'}",
         f"classes         {len(card.class_names)}: {', '.join(card.class_names)}",
@@ -115,6 +113,18 @@ def _card_lines(meta: Any) -> list[str]:
     if parity:
         lines.append(_parity_line(card, parity))
     return lines
+
+
+def _auto_note(auto: Any) -> str:
+    """Which candidate auto chose among which, and what ``backend="auto"`` will run it on."""
+    if not isinstance(auto, dict):
+        return ""
+    among = ", ".join(str(r.get("candidate")) for r in auto.get("table", []))
+    runtime = auto.get("runtime") or {}
+    runs = (
+        f"; backend auto runs it on {runtime['backend']} {runtime.get('precision', '')}" if "backend" in runtime else ""
+    )
+    return f" (auto's choice: {auto.get('chosen')} among {among}{runs})"
 
 
 def _parity_line(card: Any, parity: dict[str, Any]) -> str:
