@@ -32,9 +32,12 @@ def measure_interleaved(
     block: int = 10,
     duration: float | None = None,
     clock: Clock = time.perf_counter,
+    settle: float = 0.0,
 ) -> dict[str, list[float]]:
     """Timings (seconds per ``session.run``) for each named session, taken in alternating blocks:
-    ``iters`` each, or as many as fit in ``duration`` seconds for all together (at least one block)."""
+    ``iters`` each, or as many as fit in ``duration`` seconds for all together (at least one block).
+    ``settle``: seconds slept before each block, so that sessions whose idle threads spin (as a Predictor's
+    do by default) have parked them before the next one runs."""
     names = list(sessions)
     for _ in range(warmup):
         for name in names:
@@ -50,6 +53,8 @@ def measure_interleaved(
     while more():
         for name in names:
             session, feed, times = sessions[name], feeds[name], samples[name]
+            if settle:
+                time.sleep(settle)
             session.run(None, feed)  # untimed: brings this variant's weights back into cache
             count = block if duration is not None else min(block, iters - len(times))
             for _ in range(count):

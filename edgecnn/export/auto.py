@@ -31,6 +31,7 @@ __all__ = ["TIE_TOLERANCE", "Contender", "AutoRow", "AutoDecision", "choose_fast
 
 TIE_TOLERANCE = 0.03  # within 3 % of the fastest at the hint batch counts as tied: batch 1 decides
 REFERENCE = "none"  # onnxruntime running the fp32 file: what every candidate is compared with
+SETTLE = 0.005  # s between blocks: onnxruntime candidates spin, as a Predictor does, and must park first
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _latency(
     result: dict[str, dict[str, float]] = {c.name: {} for c in contenders}
     for batch in dict.fromkeys(batch_sizes):
         x = {"x": np.ascontiguousarray(np.resize(feed, (batch, *feed.shape[1:])))}
-        samples = measure_interleaved(timed, {name: x for name in timed}, iters=iters, clock=clock)
+        samples = measure_interleaved(timed, {name: x for name in timed}, iters=iters, clock=clock, settle=SETTLE)
         for name, times in samples.items():
             result[name][str(batch)] = round(summarize(times)["p50"], 5)
     return result

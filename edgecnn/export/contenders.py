@@ -19,6 +19,7 @@ from edgecnn.export.auto import Contender
 from edgecnn.export.gates import gates_for_precision
 from edgecnn.runtime.backends import (
     OPENVINO_PRECISIONS,
+    default_spinning,
     default_threads,
     onnxruntime_engine,
     openvino_engine,
@@ -47,10 +48,12 @@ def available_backends(asked: Sequence[str] | None) -> tuple[str, ...]:
 
 def open_contenders(files: Mapping[str, Path], *, backends: Sequence[str], max_accuracy_drop: float) -> list[Contender]:
     """Every candidate configuration of ``files`` (mode → path; "none", the fp32 file, among them)."""
-    threads = default_threads("onnxruntime")
+    threads, spinning = default_threads("onnxruntime"), default_spinning()
     contenders = []
     for mode, path in files.items():
-        session = open_session(path, threads=threads, spinning=False)  # interleaved: none may spin
+        # as a Predictor runs it (the thread policy): a non-spinning session would lose ~40 µs a call at
+        # batch 1 waking its workers (BENCHMARKS.md, "Threads") and hand batch 1 to other backends unfairly
+        session = open_session(path, threads=threads, spinning=spinning)
         engine = onnxruntime_engine(session, "cpu", mode)
         contenders.append(Contender(mode, mode, path, engine, gates_for_precision(engine.precision, max_accuracy_drop)))
     if "openvino" in backends:
