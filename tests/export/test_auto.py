@@ -142,3 +142,13 @@ def test_nothing_faster_keeps_fp32_on_onnxruntime(tmp_path):
     assert decision.chosen == "none" and decision.runtime["backend"] == "onnxruntime"
     assert decision.table[2].why_not == "slower than onnxruntime fp32 at batch 1"
     assert decision.to_dict()["batch_size_hint"] == HINT
+
+
+def test_each_precision_is_gated_by_its_own_tier():
+    exact, bf16, int8 = (gates_for_precision(p, 0.3) for p in ("f32", "bf16", "int8"))
+    assert exact.max_abs == 1e-4 and exact.min_agreement == 1.0  # f32 on any backend: rounding noise only
+    assert bf16.max_abs is None and bf16.min_agreement == 0.99 and bf16.max_accuracy_drop_pp == 0.3
+    assert bf16 == int8 == gates_for_precision("f16", 0.3)  # reduced floats: the quantized tier, like fp16's
+    # bf16-sized noise (0.05 on every logit, the same answers) passes bf16's tier and fails f32's
+    assert not bf16.failures(max_abs=0.05, agreement=1.0, reference_accuracy=0.9, accuracy=0.9)
+    assert exact.failures(max_abs=0.05, agreement=1.0, reference_accuracy=0.9, accuracy=0.9)
