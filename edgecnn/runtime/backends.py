@@ -39,7 +39,7 @@ __all__ = [
     "require_openvino",
 ]
 
-BACKENDS = ("auto", "onnxruntime", "openvino")  # auto: onnxruntime (export does not record a backend yet)
+BACKENDS = ("auto", "onnxruntime", "openvino")  # auto: what export's auto recorded in the file, else onnxruntime
 OPENVINO_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference precision hint, by name only
 _FILE_PRECISION = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}  # by quantization mode
 
