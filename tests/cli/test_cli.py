@@ -148,6 +148,9 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ,
+        # a suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+        # never turns Ctrl-C into KeyboardInterrupt: give the child the default a terminal user has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
