@@ -10,11 +10,12 @@ MatMulInteger); fp16 is never an auto candidate.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from edgecnn.config import AUTO_BACKENDS
-from edgecnn.errors import ProviderError
+from edgecnn.errors import ModelFileError, ProviderError
 from edgecnn.export.auto import Contender
 from edgecnn.export.gates import gates_for_precision
 from edgecnn.runtime.backends import (
@@ -29,6 +30,7 @@ from edgecnn.runtime.session import open_session
 
 __all__ = ["available_backends", "open_contenders"]
 
+_log = logging.getLogger(__name__)
 _OPENVINO_MODES = {"none": OPENVINO_PRECISIONS, "static": ("f32",)}  # file variant → OpenVINO precision hints
 
 
@@ -65,7 +67,11 @@ def _openvino_contenders(files: Mapping[str, Path], max_accuracy_drop: float) ->
     contenders = []
     for mode, path in files.items():
         for hint in _OPENVINO_MODES.get(mode, ()):
-            engine = openvino_engine(path, precision=hint, threads=default_threads("openvino"))
+            try:
+                engine = openvino_engine(path, precision=hint, threads=default_threads("openvino"))
+            except ModelFileError as exc:  # an op OpenVINO lacks: onnxruntime's candidates still stand
+                _log.info("auto: %s on OpenVINO (%s) left out: %s", mode, hint, exc)
+                continue
             if hint != "f32" and engine.precision != hint:  # not computed in that precision on this machine
                 continue
             name = f"{mode}@openvino" + ("" if hint == "f32" else f":{hint}")

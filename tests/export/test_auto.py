@@ -152,3 +152,20 @@ def test_each_precision_is_gated_by_its_own_tier():
     # bf16-sized noise (0.05 on every logit, the same answers) passes bf16's tier and fails f32's
     assert not bf16.failures(max_abs=0.05, agreement=1.0, reference_accuracy=0.9, accuracy=0.9)
     assert exact.failures(max_abs=0.05, agreement=1.0, reference_accuracy=0.9, accuracy=0.9)
+
+
+def test_a_file_openvino_cannot_compile_leaves_onnxruntime_candidates_standing(monkeypatch):
+    from edgecnn.errors import ModelFileError
+    from edgecnn.export import contenders
+    from edgecnn.runtime.zoo import resolve_zoo
+
+    def refuse(path, **_options):
+        raise ModelFileError(f"OpenVINO cannot load {path} on CPU (an op it lacks)", path=path)
+
+    monkeypatch.setattr(contenders, "openvino_engine", refuse)
+    files = {"none": resolve_zoo("zoo:keras_same:fp32"), "static": resolve_zoo("zoo:keras_same:int8")}
+    found = contenders.open_contenders(files, backends=("onnxruntime", "openvino"), max_accuracy_drop=0.3)
+    assert [(c.name, c.engine.backend, c.engine.precision) for c in found] == [
+        ("none", "onnxruntime", "f32"),
+        ("static", "onnxruntime", "int8"),
+    ]
