@@ -1,0 +1,125 @@
+"""Dynamic batching, as Triton's dynamic batcher does it: requests wait at most ``max_delay`` seconds to be
+grouped into one model call of up to ``max_batch`` images, and each gets its own rows back.
+
+The queue is bounded in images: a request that would take it past ``max_queue`` is refused at once
+(:class:`QueueFull`, an HTTP 503 with Retry-After) instead of waiting behind an ever longer line. The model
+runs in a worker thread, so the event loop keeps accepting and answering while it computes; a model call
+that fails fails the requests of that batch only, and the batcher goes on with the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+
+__all__ = ["QueueFull", "BatchStats", "Batcher"]
+
+
+class QueueFull(EdgeCNNError):
+    """The batcher's queue holds ``max_queue`` images already: come back later (HTTP 503)."""
+
+    status = 503
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did, for /metrics: model calls by batch size, and the images waiting now."""
+
+    batches: dict[int, int] = field(default_factory=dict)
+    queued_images: int = 0
+
+    def record(self, size: int) -> None:
+        self.batches[size] = self.batches.get(size, 0) + 1
+
+
+@dataclass
+class _Waiting:
+    x: np.ndarray
+    future: asyncio.Future[np.ndarray]
+
+
+class Batcher:
+    """``run(x) -> scores`` for N×… inputs, called with requests merged along the batch axis.
+    ``max_batch`` 1 turns batching off (each request one call; a request of more images runs alone, as any
+    request larger than ``max_batch`` does); ``max_delay`` 0 merges only what is already waiting."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, max_batch: int, max_delay: float, max_queue: int):
+        self._run, self.max_batch, self.max_delay, self.max_queue = run, max_batch, max_delay, max_queue
+        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._held: _Waiting | None = None  # arrived while a batch filled up, too big for it: opens the next
+        self.stats = BatchStats()
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._serve())
+
+    async def submit(self, x: np.ndarray) -> np.ndarray:
+        """The scores for ``x`` (N×…), computed in some batch; QueueFull when the queue has no room."""
+        if self.stats.queued_images + len(x) > self.max_queue:
+            raise QueueFull(
+                f"the queue holds {self.stats.queued_images} images (limit {self.max_queue}): retry shortly"
+            )
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self.stats.queued_images += len(x)
+        await self._queue.put(_Waiting(x, future))
+        return await future
+
+    async def stop(self) -> None:
+        """Answer everything already queued, then stop the worker."""
+        while self.stats.queued_images and self._worker is not None and not self._worker.done():
+            await asyncio.sleep(0.001)
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def _serve(self) -> None:
+        while True:
+            group = await self._gather()
+            await self._answer(group)
+
+    async def _gather(self) -> list[_Waiting]:
+        """The first waiting request, then whatever arrives within max_delay, up to max_batch images."""
+        held, self._held = self._held, None
+        group = [held or await self._queue.get()]
+        count, loop = len(group[0].x), asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay
+        while count < self.max_batch:
+            left = deadline - loop.time()
+            if left <= 0 and self._queue.empty():
+                break
+            try:
+                item = self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left)
+            except (TimeoutError, asyncio.QueueEmpty):
+                break
+            if count + len(item.x) > self.max_batch:  # would overflow: it opens the next batch instead
+                self._held = item
+                break
+            group.append(item)
+            count += len(item.x)
+        return group
+
+    async def _answer(self, group: list[_Waiting]) -> None:
+        sizes = [len(w.x) for w in group]
+        self.stats.record(sum(sizes))
+        try:
+            x = group[0].x if len(group) == 1 else np.concatenate([w.x for w in group])
+            scores = await asyncio.to_thread(self._run, x)
+        except Exception as exc:  # noqa: BLE001 - the model's failure is this batch's answer, not the server's end
+            for waiting in group:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+        else:
+            start = 0
+            for waiting, size in zip(group, sizes, strict=True):
+                if not waiting.future.done():  # a client that went away has cancelled its future
+                    waiting.future.set_result(scores[start : start + size])
+                start += size
+        finally:
+            self.stats.queued_images -= sum(sizes)

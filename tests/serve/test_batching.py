@@ -1,0 +1,83 @@
+"""The dynamic batcher with a real numpy model function: requests merged up to max_batch within
+max_delay, each answered with its own rows; a failing batch fails only its requests; a full queue is
+refused at once; stop() answers what is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from edgecnn.serve.batching import Batcher, QueueFull
+
+
+class Model:
+    """Row sums, a little slow (so requests pile up), recording each call's batch size."""
+
+    def __init__(self, fail_on: float | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_on = fail_on
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append(len(x))
+        time.sleep(0.01)
+        if self.fail_on is not None and (x == self.fail_on).any():
+            raise RuntimeError("the model failed on this batch")
+        return x.reshape(len(x), -1).sum(1, keepdims=True)
+
+
+def _requests(count: int, images: int = 1) -> list[np.ndarray]:
+    return [np.full((images, 2, 2), i, dtype=np.float32) for i in range(count)]
+
+
+async def _serve(batcher: Batcher, requests: list[np.ndarray]) -> list:
+    batcher.start()
+    answers = await asyncio.gather(*(batcher.submit(x) for x in requests), return_exceptions=True)
+    await batcher.stop()
+    return answers
+
+
+def test_requests_are_merged_up_to_max_batch_and_each_gets_its_own_rows():
+    model = Model()
+    requests = _requests(12)
+    answers = asyncio.run(_serve(Batcher(model, max_batch=4, max_delay=0.05, max_queue=64), requests))
+    for x, answer in zip(requests, answers, strict=True):
+        assert answer.shape == (1, 1) and answer[0, 0] == x.sum()
+    assert sum(model.calls) == 12 and max(model.calls) == 4 and len(model.calls) < 12
+
+
+def test_max_batch_1_is_one_call_per_request_and_a_big_request_runs_alone():
+    model = Model()
+    asyncio.run(_serve(Batcher(model, max_batch=1, max_delay=0.05, max_queue=64), _requests(5)))
+    assert model.calls == [1] * 5
+    model = Model()
+    big = np.ones((6, 2, 2), dtype=np.float32)
+    [answer] = asyncio.run(_serve(Batcher(model, max_batch=4, max_delay=0.01, max_queue=64), [big]))
+    assert model.calls == [6] and answer.shape == (6, 1)
+
+
+def test_a_failing_batch_fails_its_requests_only_and_the_batcher_goes_on():
+    model = Model(fail_on=3.0)
+    answers = asyncio.run(_serve(Batcher(model, max_batch=2, max_delay=0.05, max_queue=64), _requests(8)))
+    failed = [i for i, a in enumerate(answers) if isinstance(a, RuntimeError)]
+    assert 3 in failed and len(failed) <= 2  # request 3 and at most its batch-mate
+    assert all(isinstance(a, np.ndarray) for i, a in enumerate(answers) if i not in failed)
+
+
+def test_a_full_queue_refuses_at_once_with_503():
+    async def scenario():
+        batcher = Batcher(Model(), max_batch=1, max_delay=0.0, max_queue=3)
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.submit(x)) for x in _requests(3)]
+        await asyncio.sleep(0)  # the three are queued
+        with pytest.raises(QueueFull) as info:
+            await batcher.submit(_requests(1)[0])
+        assert info.value.status == 503 and "limit 3" in str(info.value)
+        done = await asyncio.gather(*pending)
+        await batcher.stop()
+        return done, batcher.stats
+
+    done, stats = asyncio.run(scenario())
+    assert len(done) == 3 and stats.queued_images == 0 and stats.batches == {1: 3}
