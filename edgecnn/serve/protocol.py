@@ -129,6 +129,8 @@ def _json_tensor(name: str, data: Any, dtype: np.dtype, shape: list[int]) -> np.
         )
     if dtype.kind in "iub" and not (array.size == 0 or np.array_equal(array, np.round(array))):
         raise ProtocolError(f"input {name!r}: {_NAMES[dtype]} data must be whole numbers")
+    if dtype.kind == "b" and not np.isin(array, (0, 1)).all():
+        raise ProtocolError(f"input {name!r}: BOOL data must be true/false (or 1/0)")
     info = np.iinfo(dtype) if dtype.kind in "iu" else None
     if info is not None and array.size and (array.min() < info.min or array.max() > info.max):
         raise ProtocolError(f"input {name!r}: values outside {_NAMES[dtype]}'s range {info.min}..{info.max}")

@@ -59,6 +59,7 @@ def test_binary_and_json_inputs_decode_to_the_arrays_sent(images):
         (lambda r: r["inputs"][0].update(datatype="UINT8", data=[0.5, 1, 2, 3]), "whole numbers"),
         (lambda r: r["inputs"][0].update(datatype="UINT8", data=[0, 1, 2, 256]), "range 0..255"),
         (lambda r: r["inputs"][0].pop("data"), "neither 'data'"),
+        (lambda r: r["inputs"][0].update(datatype="BOOL", data=[0, 1, 2, 1]), "true/false"),
         (lambda r: r["inputs"].append(dict(r["inputs"][0])), "given twice"),
     ],
 )
