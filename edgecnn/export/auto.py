@@ -15,6 +15,7 @@ The rule (:func:`decide`), in the words of issue 12's goals:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ def decide(rows: Sequence[AutoRow], *, batch_size_hint: int, max_accuracy_drop: 
     judged = []
     for row in rows:
         why = _why_not(row, by_name, base)
-        judged.append(_replace(row, eligible=not why, why_not=why))
+        judged.append(dataclasses.replace(row, eligible=not why, why_not=why))
     eligible = [row for row in judged if row.eligible] or [by_name[REFERENCE]]
     best = min(row.latency_ms[hint] for row in eligible)
     tied = [row for row in eligible if row.latency_ms[hint] <= best * (1 + TIE_TOLERANCE)]
@@ -143,10 +144,6 @@ def _why_not(row: AutoRow, rows: Mapping[str, AutoRow], base: Mapping[str, float
         return f"the {row.mode} file fails its gates on onnxruntime, the fallback"
     slower = [b for b, ms in base.items() if row.latency_ms[b] > ms]
     return f"slower than onnxruntime fp32 at batch {' and '.join(slower)}" if slower else ""
-
-
-def _replace(row: AutoRow, **changes: Any) -> AutoRow:
-    return AutoRow(**{**row.to_dict(), **changes})
 
 
 def _logits(run: Callable[[np.ndarray], np.ndarray], feed: np.ndarray, batch: int = 256) -> np.ndarray:

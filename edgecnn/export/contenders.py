@@ -68,7 +68,7 @@ def _openvino_contenders(files: Mapping[str, Path], max_accuracy_drop: float) ->
     for mode, path in files.items():
         for hint in _OPENVINO_MODES.get(mode, ()):
             try:
-                engine = openvino_engine(path, precision=hint, threads=default_threads("openvino"))
+                engine = openvino_engine(path, precision=hint)  # threads: the policy's, as a Predictor gets
             except ModelFileError as exc:  # an op OpenVINO lacks: onnxruntime's candidates still stand
                 _log.info("auto: %s on OpenVINO (%s) left out: %s", mode, hint, exc)
                 continue
