@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
+from edgecnn.fields import check_fields
 
 __all__ = [
     "TrainConfig",
     "ExportConfig",
     "QuantizeConfig",
     "BenchConfig",
+    "ServeConfig",
     "config_to_dict",
     "config_from_dict",
     "config_to_json",
@@ -200,63 +201,35 @@ class BenchConfig:
             raise ConfigError("; ".join(problems))
 
 
-# Ranges of every numeric field, by name: finite numbers, whole where the field is an int. The upper
-# bounds are far beyond any real use and stop a typo (or a hostile config) before it allocates or loops.
-RANGES: dict[str, tuple[float, float]] = {
-    "epochs": (1, 100_000),
-    "batch_size": (1, 65_536),
-    "lr": (1e-12, 10.0),
-    "momentum": (0.0, 0.999999),
-    "weight_decay": (0.0, 1.0),
-    "seed": (0, 2**63 - 1),
-    "warmup_epochs": (0.0, 100_000.0),
-    "label_smoothing": (0.0, 0.99),
-    "val_size": (0, 10**9),
-    "patience": (0, 100_000),
-    "limit_train": (1, 10**9),
-    "image_size": (8, 4096),
-    "test_fraction": (1e-6, 1 - 1e-6),
-    "opset": (13, 23),
-    "min_weight_elements": (0, 2**40),
-    "calibration_samples": (1, 10**6),
-    "max_accuracy_drop": (0.0, 100.0),
-    "parity_samples": (1, 10**7),
-    "latency_iters": (1, 10**6),
-    "batch_size_hint": (1, 4096),
-    "batch_sizes": (1, 4096),
-    "threads": (1, 1024),
-    "warmup": (0, 10**6),
-    "iters": (1, 10**7),
-    "duration": (1e-3, 86_400.0),
-    "cold_runs": (0, 1000),
-    "shape": (1, 8192),
-    "mean": (-1e6, 1e6),
-    "std": (1e-9, 1e6),
-}
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `edgecnn serve` listens on, how it batches, and what it accepts."""
 
+    host: str = "127.0.0.1"  # loopback: this machine only; a LAN address wants --token-file too
+    port: int = 8000  # Triton's HTTP port, where Open Inference Protocol clients look first; 0: any free port
+    max_batch: int = 32  # images per model call: past ~32 the per-image time of these nets stops falling
+    max_delay_ms: float = 2.0  # longest a request waits for others to share its call; 0 batches only what waits
+    queue: int = 256  # images waiting per model; beyond: 503 with Retry-After, never an unbounded backlog
+    provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
+    backend: str = "auto"  # as the Predictor: the backend auto recorded in the file, else onnxruntime
+    threads: int | None = None  # intra-op threads per model; None: the thread policy (runtime/backends.py)
+    token_file: str | None = None  # a file holding the bearer token every route but health requires
+    max_body_bytes: int = 16 << 20  # a request body (after decompression): 4096 images of 28×28 FP32 are 12.8 MB
+    max_images: int = 256  # images per request: larger batches are the client's to split
+    max_pixels: int = 24_000_000  # per uploaded image, from its header before decoding (a 24-megapixel photo)
+    drain_seconds: float = 30.0  # SIGTERM: how long requests in flight get to finish before the rest are cut
+    access_log: str = "-"  # one JSON line per request: "-" stderr, a file path, or "off"
+    max_requests: int | None = None  # stop (draining) after this many requests: tests and load tests
+    stop_after: float | None = None  # stop (draining) after this many seconds: tests and load tests
 
-def check_fields(config: Any) -> list[str]:
-    """Type and range of every numeric field (and tuple of numbers) of a config dataclass."""
-    problems = []
-    for field in dataclasses.fields(config):
-        value, kind = getattr(config, field.name), str(field.type)
-        if value is None and "None" in kind:
-            continue
-        whole = "int" in kind.split(" | ")[0]
-        values = value if kind.startswith("tuple[") and isinstance(value, tuple) else (value,)
-        if field.name in RANGES and not all(_in_range(v, whole, *RANGES[field.name]) for v in values):
-            low, high = RANGES[field.name]
-            problems.append(
-                f"{field.name} must be {'whole numbers' if whole else 'finite numbers'} in "
-                f"{low:g}–{high:g} (got {value!r:.60})"
-            )
-    return problems
-
-
-def _in_range(value: Any, whole: bool, low: float, high: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-        return False
-    return math.isfinite(value) and low <= value <= high
+    def __post_init__(self) -> None:
+        problems = check_fields(self)
+        if self.provider not in PROVIDERS:
+            problems.append(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
+        if not self.host:
+            problems.append("host must name an address to listen on (127.0.0.1 for this machine only)")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 C = TypeVar("C")

@@ -20,6 +20,7 @@ from edgecnn.cli.info import info
 from edgecnn.cli.output import warn
 from edgecnn.cli.predict import predict
 from edgecnn.cli.quantize import quantize
+from edgecnn.cli.serve import serve
 from edgecnn.cli.train import archs, train
 from edgecnn.cli.zoo import zoo_command
 from edgecnn.errors import EdgeCNNError
@@ -66,8 +67,9 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_args: A
 
 # the extra each command needs, shown in `edgecnn --help`
 _EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
+_EXTRA["serve"] = "serve"
 
-for _command in (archs, train, export_command, verify, quantize, predict, info, bench, zoo_command):
+for _command in (archs, train, export_command, verify, quantize, predict, info, bench, serve, zoo_command):
     main.add_command(_command)
     if _command.name in _EXTRA:
         _command.short_help = f"[{_EXTRA[_command.name]}] {_command.get_short_help_str(limit=60)}"

@@ -14,6 +14,7 @@ EXTRAS = {
     "train": (("torch", "torchvision", "onnx"), "the training side"),
     "quantize": (("onnx",), "ONNX graph tools"),
     "plot": (("matplotlib",), "charts"),
+    "serve": (("starlette", "uvicorn", "prometheus_client", "python_multipart"), "the HTTP server"),
 }
 
 

@@ -25,7 +25,7 @@ from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixel
 from edgecnn.runtime.session import create_session
 from edgecnn.runtime.zoo import ZOO_PREFIX, is_zoo_spec, resolve_zoo
 
-__all__ = ["Predictor", "Prediction"]
+__all__ = ["Predictor", "Prediction", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ class Predictor:
         self, images: Any, *, invert: bool = True, fit: str | None = None, channel_order: str | None = None
     ) -> np.ndarray:
         scores = self.logits(self.prepare(images, invert=invert, fit=fit, channel_order=channel_order))
-        return scores.astype(np.float32) if self._probabilities else _softmax(scores)
+        return scores.astype(np.float32) if self._probabilities else softmax(scores)
 
     def predict(
         self,
@@ -235,9 +235,13 @@ class Predictor:
         channel_order: str | None = None,
     ) -> list[Prediction]:
         """One :class:`Prediction` per image, with the ``top_k`` most probable classes."""
-        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or not 1 <= top_k <= len(self.classes):
-            raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
-        probabilities = self.predict_proba(images, invert=invert, fit=fit, channel_order=channel_order)
+        self.check_top_k(top_k)
+        return self.rank(self.predict_proba(images, invert=invert, fit=fit, channel_order=channel_order), top_k)
+
+    def rank(self, probabilities: np.ndarray, top_k: int = 1) -> list[Prediction]:
+        """Probabilities (N × classes, from :meth:`predict_proba` or :func:`softmax` of :meth:`logits`) → one
+        :class:`Prediction` per row, with the ``top_k`` most probable classes."""
+        self.check_top_k(top_k)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         return [
             Prediction(
@@ -248,6 +252,10 @@ class Predictor:
             )
             for p, row in zip(probabilities, order, strict=True)
         ]
+
+    def check_top_k(self, top_k: Any) -> None:
+        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or not 1 <= top_k <= len(self.classes):
+            raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
 
     def _checked_graph_input(self, x: Any) -> np.ndarray:
         if not isinstance(x, np.ndarray):
@@ -274,7 +282,8 @@ class Predictor:
         return np.ascontiguousarray(x)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row's class probabilities from its logits (what :meth:`Predictor.predict_proba` returns)."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 

@@ -1,17 +1,24 @@
 """Dynamic batching, as Triton's dynamic batcher does it: requests wait at most ``max_delay`` seconds to be
 grouped into one model call of up to ``max_batch`` images, and each gets its own rows back.
 
+Unlike Triton's, a batch waits only while another request is on its way — being read or checked by the server
+(:meth:`Batcher.arriving`) — so a lone client never pays the delay: with one request in the whole server,
+waiting would only add latency. Under load requests also pile up while the model computes the previous
+batch, and the next batch takes them all without any wait.
+
 The queue is bounded in images: a request that would take it past ``max_queue`` is refused at once
 (:class:`QueueFull`, an HTTP 503 with Retry-After) instead of waiting behind an ever longer line. The model
-runs in a worker thread, so the event loop keeps accepting and answering while it computes; a model call
-that fails fails the requests of that batch only, and the batcher goes on with the next.
+runs in a worker thread, so the event loop keeps accepting and answering while it computes. When a merged
+call fails, each of its requests is run again alone, so only the request that breaks the model gets the
+error (one bad input never fails its neighbours); the batcher then goes on with the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,17 +54,37 @@ class _Waiting:
 class Batcher:
     """``run(x) -> scores`` for N×… inputs, called with requests merged along the batch axis.
     ``max_batch`` 1 turns batching off (each request one call; a request of more images runs alone, as any
-    request larger than ``max_batch`` does); ``max_delay`` 0 merges only what is already waiting."""
+    request larger than ``max_batch`` does); ``max_delay`` 0 merges only what is already waiting.
+    ``observe(images, seconds)`` is told of every model call (for /metrics)."""
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, max_batch: int, max_delay: float, max_queue: int):
+    def __init__(
+        self,
+        run: Callable[[np.ndarray], np.ndarray],
+        *,
+        max_batch: int,
+        max_delay: float,
+        max_queue: int,
+        observe: Callable[[int, float], None] | None = None,
+    ):
         self._run, self.max_batch, self.max_delay, self.max_queue = run, max_batch, max_delay, max_queue
+        self._observe = observe
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._held: _Waiting | None = None  # arrived while a batch filled up, too big for it: opens the next
+        self._arriving = 0  # requests being read and checked, to be submitted soon
         self.stats = BatchStats()
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._serve())
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around reading and checking a request before its :meth:`submit`: batches wait for it (≤ max_delay)."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
         """The scores for ``x`` (N×…), computed in some batch; QueueFull when the queue has no room."""
@@ -85,14 +112,14 @@ class Batcher:
             await self._answer(group)
 
     async def _gather(self) -> list[_Waiting]:
-        """The first waiting request, then whatever arrives within max_delay, up to max_batch images."""
+        """The first waiting request, then what waits or arrives within max_delay, up to max_batch images."""
         held, self._held = self._held, None
         group = [held or await self._queue.get()]
         count, loop = len(group[0].x), asyncio.get_running_loop()
         deadline = loop.time() + self.max_delay
         while count < self.max_batch:
             left = deadline - loop.time()
-            if left <= 0 and self._queue.empty():
+            if self._queue.empty() and (left <= 0 or not self._arriving):  # nothing to wait for
                 break
             try:
                 item = self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left)
@@ -107,19 +134,38 @@ class Batcher:
 
     async def _answer(self, group: list[_Waiting]) -> None:
         sizes = [len(w.x) for w in group]
-        self.stats.record(sum(sizes))
         try:
             x = group[0].x if len(group) == 1 else np.concatenate([w.x for w in group])
-            scores = await asyncio.to_thread(self._run, x)
+            scores = await self._call(x)
         except Exception as exc:  # noqa: BLE001 - the model's failure is this batch's answer, not the server's end
-            for waiting in group:
-                if not waiting.future.done():
-                    waiting.future.set_exception(exc)
+            if len(group) == 1:
+                _settle(group[0], error=exc)
+            else:  # find the request that breaks the model: the others get their answers
+                for waiting in group:
+                    await self._answer([waiting])
+                return
         else:
             start = 0
             for waiting, size in zip(group, sizes, strict=True):
-                if not waiting.future.done():  # a client that went away has cancelled its future
-                    waiting.future.set_result(scores[start : start + size])
+                _settle(waiting, result=scores[start : start + size])
                 start += size
+        self.stats.queued_images -= sum(sizes)
+
+    async def _call(self, x: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return await asyncio.to_thread(self._run, x)
         finally:
-            self.stats.queued_images -= sum(sizes)
+            self.stats.record(len(x))
+            if self._observe is not None:
+                self._observe(len(x), time.perf_counter() - started)
+
+
+def _settle(waiting: _Waiting, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
+    """Answer one request, unless its client went away (its future is cancelled)."""
+    if waiting.future.done():
+        return
+    if error is not None:
+        waiting.future.set_exception(error)
+    else:
+        waiting.future.set_result(result)

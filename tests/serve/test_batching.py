@@ -58,12 +58,17 @@ def test_max_batch_1_is_one_call_per_request_and_a_big_request_runs_alone():
     assert model.calls == [6] and answer.shape == (6, 1)
 
 
-def test_a_failing_batch_fails_its_requests_only_and_the_batcher_goes_on():
+def test_a_failing_batch_fails_only_the_request_that_breaks_it_and_the_batcher_goes_on():
     model = Model(fail_on=3.0)
-    answers = asyncio.run(_serve(Batcher(model, max_batch=2, max_delay=0.05, max_queue=64), _requests(8)))
+    seen: list[tuple[int, float]] = []
+    batcher = Batcher(model, max_batch=4, max_delay=0.05, max_queue=64, observe=lambda n, s: seen.append((n, s)))
+    answers = asyncio.run(_serve(batcher, _requests(8)))
     failed = [i for i, a in enumerate(answers) if isinstance(a, RuntimeError)]
-    assert 3 in failed and len(failed) <= 2  # request 3 and at most its batch-mate
-    assert all(isinstance(a, np.ndarray) for i, a in enumerate(answers) if i not in failed)
+    assert failed == [3]  # its batch-mates were run again alone and answered
+    assert all(a[0, 0] == 4 * i for i, a in enumerate(answers) if i != 3)
+    assert max(model.calls) > 1 and model.calls.count(1) >= 4  # a merged call failed, then one call each
+    assert [n for n, _ in seen] == model.calls and all(s >= 0.01 for _, s in seen)
+    assert batcher.stats.queued_images == 0
 
 
 def test_a_full_queue_refuses_at_once_with_503():

@@ -1,0 +1,65 @@
+"""``edgecnn serve``: models over HTTP with the Open Inference Protocol (``pip install 'edgecnn[serve]'``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import config_from_options, config_options
+from edgecnn.cli.output import warn
+from edgecnn.cli.requires import require
+from edgecnn.cli.zoo import zoo_dir_option
+from edgecnn.config import PROVIDERS, ServeConfig
+from edgecnn.runtime.backends import BACKENDS
+
+__all__ = ["serve"]
+
+SERVE_HELP = {
+    "host": "Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface, with --token-file).",
+    "port": "Port to listen on (0: any free one, announced on stderr).",
+    "max_batch": "Images per model call when requests are batched (1: no batching).",
+    "max_delay_ms": "Longest a request waits for others to share its model call.",
+    "queue": "Images waiting per model before requests get 503 and Retry-After.",
+    "provider": "onnxruntime's execution provider, chosen as the Predictor does.",
+    "backend": "What runs each model (auto: what the file records, else onnxruntime).",
+    "threads": "Intra-op threads per model (default: the thread policy).",
+    "token_file": "File holding a bearer token every route but /v2/health needs.",
+    "max_body_bytes": "Largest request body, after decompression (413 beyond).",
+    "max_images": "Most images in one request (413 beyond).",
+    "max_pixels": "Most pixels in one uploaded image, read from its header before decoding.",
+    "drain_seconds": "On SIGTERM, how long requests in flight get to finish.",
+    "access_log": "One JSON line per request: '-' for stderr, a file path, or 'off'.",
+    "max_requests": "Stop (draining) after this many requests.",
+    "stop_after": "Stop (draining) after this many seconds.",
+}
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True)
+@config_options(ServeConfig, help=SERVE_HELP, choices={"provider": PROVIDERS, "backend": BACKENDS})
+@zoo_dir_option
+def serve(models: tuple[str, ...], zoo_dir: str | None, **options: Any) -> None:
+    """Serve MODELS (files, zoo:NAME, or NAME=either) over HTTP with the Open Inference Protocol (KServe v2):
+    /v2/models/NAME/infer for tritonclient, KServe's SDK or curl, /v2/models/NAME/classify for image files,
+    /metrics for Prometheus. Requests are batched dynamically; SIGTERM drains them and exits 0."""
+    require("serve", "edgecnn serve")
+    config = config_from_options(ServeConfig, options)
+    from edgecnn.serve.metrics import Metrics
+    from edgecnn.serve.models import load_models
+    from edgecnn.serve.server import read_token, run_server
+
+    token = read_token(config.token_file) if config.token_file else None
+    if token is None and not _loopback(config.host):
+        warn(f"listening on {config.host} without --token-file: anyone who can reach it can use it")
+    metrics = Metrics()
+    served = load_models(models, config, zoo_dir=zoo_dir, observe=metrics.observer)
+    run_server(served, config, metrics=metrics, token=token, say=lambda line: click.echo(f"edgecnn: {line}", err=True))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
