@@ -41,13 +41,13 @@ class Server:
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        """(status, headers, body) of one raw HTTP request; error statuses are returned, not raised."""
+        """(status, headers with lower-case names, body) of one raw HTTP request; error statuses are returned."""
         req = urllib.request.Request(f"http://{self.url}{path}", data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, _lower(response.headers), response.read()
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, _lower(error.headers), error.read()
 
     def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
         status, _, data = self.request(method, path, None if body is None else json.dumps(body).encode(), **kw)
@@ -62,6 +62,10 @@ class Server:
         code = self.process.wait(timeout)
         time.sleep(0.05)  # the reader thread takes the last lines
         return code
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 @contextmanager

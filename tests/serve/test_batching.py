@@ -86,3 +86,24 @@ def test_a_full_queue_refuses_at_once_with_503():
 
     done, stats = asyncio.run(scenario())
     assert len(done) == 3 and stats.queued_images == 0 and stats.batches == {1: 3}
+
+
+def test_a_lone_request_never_waits_and_a_batch_waits_only_for_a_request_on_its_way():
+    async def scenario():
+        model = Model()
+        batcher = Batcher(model, max_batch=8, max_delay=5.0, max_queue=64)
+        batcher.start()
+        started = time.perf_counter()
+        await batcher.submit(_requests(1)[0])
+        alone = time.perf_counter() - started  # nothing else arriving: no 5 s wait
+        with batcher.arriving():  # a second request is being read
+            first = asyncio.ensure_future(batcher.submit(_requests(1)[0]))
+            await asyncio.sleep(0.2)
+            waited = not first.done()  # the batch holds the first while the second arrives
+            second = batcher.submit(_requests(2)[1])
+        await asyncio.gather(first, second)
+        await batcher.stop()
+        return alone, waited, model.calls
+
+    alone, waited, calls = asyncio.run(scenario())
+    assert alone < 1.0 and waited and calls == [1, 2]
