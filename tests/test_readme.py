@@ -15,6 +15,7 @@ from PIL import Image
 from edgecnn.bench.framings import frame_all
 
 DEVICE_SECTION = "## Embed in a device app"
+SERVER_SECTION = "## Serve"  # its blocks talk to a running server: tests/serve/test_readme_serve.py runs them
 
 
 def _blocks(text: str) -> list[tuple[str, bool]]:
@@ -22,7 +23,8 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
     blocks = []
     for match in re.finditer(r"```python\n(.*?)```", text, re.S):
         heading = [h for h in re.findall(r"^## .*$", text[: match.start()], re.M)][-1:]
-        blocks.append((match.group(1), heading == [DEVICE_SECTION]))
+        if heading != [SERVER_SECTION]:
+            blocks.append((match.group(1), heading == [DEVICE_SECTION]))
     return blocks
 
 
