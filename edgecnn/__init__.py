@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from edgecnn import errors as _errors  # noqa: E402  (after __version__: the card and metadata read it)
 from edgecnn.card import ModelCard  # noqa: E402
-from edgecnn.config import BenchConfig, ExportConfig, TrainConfig  # noqa: E402
+from edgecnn.config import BenchConfig, ExportConfig, ServeConfig, TrainConfig  # noqa: E402
 from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all__ through errors.__all__)
     ArchError,
     ConfigError,
@@ -28,4 +28,4 @@ from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all_
     describe,
 )
 
-__all__ = ["__version__", "ModelCard", "TrainConfig", "ExportConfig", "BenchConfig", *_errors.__all__]
+__all__ = ["__version__", "ModelCard", "TrainConfig", "ExportConfig", "BenchConfig", "ServeConfig", *_errors.__all__]

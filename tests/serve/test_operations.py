@@ -156,3 +156,9 @@ def test_a_taken_port_is_one_line_and_exit_1():
         result = run_cli("serve", "zoo:keras_same", "--port", str(port), "--stop-after", "5", block_torch=True)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_the_serve_extra_it_says_which_to_install():
+    result = run_cli("serve", "zoo:keras_same", "--port", "0", "--stop-after", "5", blocked=("starlette", "uvicorn"))
+    assert result.returncode == 1
+    assert "pip install 'edgecnn[serve]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
