@@ -4,6 +4,7 @@ unimportable): `edgecnn serve ... --port 0` on loopback, its port read from the 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -101,6 +102,7 @@ def _read(process: subprocess.Popen, lines: list[str], announced: threading.Even
     announced.set()  # it ended without announcing
 
 
+@functools.lru_cache(maxsize=1)
 def fashion_test_images() -> tuple[np.ndarray, np.ndarray]:
     """Real Fashion-MNIST test images (uint8 N×28×28) and labels, read without torch."""
     data = load_labelled("fashion-mnist", shape=(1, 28, 28))
