@@ -212,7 +212,9 @@ class ServeConfig:
     queue: int = 256  # images waiting per model; beyond: 503 with Retry-After, never an unbounded backlog
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
     backend: str = "auto"  # as the Predictor: the backend auto recorded in the file, else onnxruntime
-    threads: int | None = None  # intra-op threads per model; None: the thread policy (runtime/backends.py)
+    threads: int | None = 1  # intra-op threads per model. 1, not the Predictor's policy (2, spinning): the event
+    #   loop and the clients need a core too; on 2 cores 1 thread gave +15 % req/s at half the server CPU and a
+    #   lower p99 (tools/load_test.py, keras_same int8, 32 clients). None: the policy (runtime/backends.py)
     token_file: str | None = None  # a file holding the bearer token every route but health requires
     max_body_bytes: int = 16 << 20  # a request body (after decompression): 4096 images of 28×28 FP32 are 12.8 MB
     max_images: int = 256  # images per request: larger batches are the client's to split

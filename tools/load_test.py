@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from load_client import Request, classify_checker, drive, http_request, infer_ch
 from PIL import Image
 
 from edgecnn.bench.timing import summarize
+from edgecnn.config import ServeConfig
 from edgecnn.export.labelled import load_labelled
 from edgecnn.runtime import Predictor
 
@@ -112,7 +114,9 @@ def one_run(
     flags += ["--queue", str(max(256, 4 * clients)), "--backend", args.backend]
     flags += ["--threads", str(args.server_threads)] if args.server_threads else []
     process, port = start_server(args.model, flags, seconds + 60)
+    server_cpu, client_cpu = _cpu_seconds(process.pid), time.process_time()
     outcome = asyncio.run(drive(port, requests, clients, seconds))
+    server_cpu, client_cpu = _cpu_seconds(process.pid) - server_cpu, time.process_time() - client_cpu
     sizes = batch_sizes(port)
     process.send_signal(signal.SIGTERM)
     code = process.wait(60)
@@ -124,6 +128,8 @@ def one_run(
         "answered": outcome.answered,
         "throughput": outcome.answered / seconds,
         "seconds": seconds,
+        "server_cpu_us": 1e6 * server_cpu / max(outcome.answered, 1),
+        "client_cpu_us": 1e6 * client_cpu / max(outcome.answered, 1),
         "errors": outcome.errors,
         "wrong": outcome.wrong,
         "lost": outcome.lost,
@@ -134,6 +140,12 @@ def one_run(
     }
     print(_row(row), flush=True)
     return row
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_predictor(predictor: Predictor, max_batch: int, seconds: float = 3.0) -> dict[str, float]:
@@ -154,7 +166,7 @@ def time_predictor(predictor: Predictor, max_batch: int, seconds: float = 3.0) -
 
 HEADER = (
     "| route | batching | clients | seconds | answered | req/s | p50 ms | p90 ms | p99 ms | errors | wrong | lost "
-    "| exit | mean batch |"
+    "| exit | mean batch | server CPU µs/req | client CPU µs/req |"
 )
 
 
@@ -163,7 +175,7 @@ def _row(r: dict) -> str:
     return (
         f"| {r['route']} | {on} | {r['clients']} | {r['seconds']:g} | {r['answered']:,} | {r['throughput']:,.0f} | "
         f"{r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['wrong']} | {r['lost']} | "
-        f"{r['exit']} | {r['mean_batch']:.1f} |"
+        f"{r['exit']} | {r['mean_batch']:.1f} | {r['server_cpu_us']:.0f} | {r['client_cpu_us']:.0f} |"
     )
 
 
@@ -213,7 +225,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
     parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: its policy)")
+    parser.add_argument("--server-threads", type=int, default=None, help="the server's --threads (default: its own)")
     parser.add_argument("--soak", type=float, default=None, help="also run the most clients this long, per route")
     parser.add_argument("--quick", action="store_true", help="2 s runs at 1 and 8 clients: a smoke check")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -221,7 +233,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.clients, args.seconds = "1,8", 2.0
-    predictor = Predictor(_model_path(args.model), backend=args.backend, threads=args.server_threads)
+    threads = args.server_threads or ServeConfig().threads  # the server's, so the same-run comparison holds
+    predictor = Predictor(_model_path(args.model), backend=args.backend, threads=threads)
     name = args.model.split("=")[0] if "=" in args.model else Path(str(predictor.path)).name.removesuffix(".onnx")
     name = args.model.split(":")[1] if args.model.startswith("zoo:") else name
     alone = time_predictor(predictor, args.max_batch)
@@ -229,7 +242,7 @@ def main() -> None:
         f"# Predictor.logits alone: batch 1 {alone['b1']:.3f} ms, "
         f"batch {args.max_batch} {alone[f'b{args.max_batch}']:.3f} ms"
     )
-    print(HEADER + "\n" + "|---" * 14 + "|", flush=True)
+    print(HEADER + "\n" + "|---" * 16 + "|", flush=True)
     rows = []
     for route in args.routes.split(","):
         requests = workload(predictor, name, route)
@@ -263,13 +276,13 @@ def write(rows: list[dict], alone: dict[str, float], summary: list[str], args: a
     setup = (
         f"Model `{args.model}` ({predictor.backend} {predictor.precision}); batching on: `--max-batch "
         f"{args.max_batch} --max-delay-ms {args.max_delay_ms:g}`, off: `--max-batch 1`; server threads: "
-        f"{args.server_threads or 'its policy'}; {args.seconds:g} s per row; one image per request. "
+        f"{args.server_threads or ServeConfig().threads}; {args.seconds:g} s per row; one image per request. "
         f"Predictor.logits alone in the same run: batch 1 {alone['b1']:.3f} ms, batch {args.max_batch} "
         f'{alone[f"b{args.max_batch}"]:.3f} ms. "mean batch": images per model call, from the server\'s '
         f'/metrics; "wrong": a 200 whose answer differs from the Predictor\'s; '
         f'"exit": the server\'s status after SIGTERM.'
     )
-    table = "\n".join([HEADER, "|---" * 14 + "|", *map(_row, rows)])
+    table = "\n".join([HEADER, "|---" * 16 + "|", *map(_row, rows)])
     body = "\n".join(
         [provenance, "", __doc__.split("\n\n", 2)[2].strip(), "", setup, "", table, "", "Goals:", "", *summary]
     )

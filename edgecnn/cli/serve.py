@@ -24,7 +24,7 @@ SERVE_HELP = {
     "queue": "Images waiting per model before requests get 503 and Retry-After.",
     "provider": "onnxruntime's execution provider, chosen as the Predictor does.",
     "backend": "What runs each model (auto: what the file records, else onnxruntime).",
-    "threads": "Intra-op threads per model (default: the thread policy).",
+    "threads": "Intra-op threads per model (1 leaves the other cores to the event loop and the clients).",
     "token_file": "File holding a bearer token every route but /v2/health needs.",
     "max_body_bytes": "Largest request body, after decompression (413 beyond).",
     "max_images": "Most images in one request (413 beyond).",

@@ -1,22 +1,24 @@
 """Dynamic batching, as Triton's dynamic batcher does it: requests wait at most ``max_delay`` seconds to be
 grouped into one model call of up to ``max_batch`` images, and each gets its own rows back.
 
-Unlike Triton's, a batch waits only while another request is on its way — being read or checked by the server
-(:meth:`Batcher.arriving`) — so a lone client never pays the delay: with one request in the whole server,
-waiting would only add latency. Under load requests also pile up while the model computes the previous
-batch, and the next batch takes them all without any wait.
+Unlike Triton's, a batch waits only while more is to be expected: another request is on its way (being read or
+checked by the server, :meth:`Batcher.arriving`), or the previous batch was larger than this one is yet (its
+clients are likely sending again). So a lone client never pays the delay — with one request in the whole
+server, waiting would only add latency — while under steady load batches fill up to what the load holds.
 
 The queue is bounded in images: a request that would take it past ``max_queue`` is refused at once
-(:class:`QueueFull`, an HTTP 503 with Retry-After) instead of waiting behind an ever longer line. The model
-runs in a worker thread, so the event loop keeps accepting and answering while it computes. When a merged
-call fails, each of its requests is run again alone, so only the request that breaks the model gets the
-error (one bad input never fails its neighbours); the batcher then goes on with the next batch.
+(:class:`QueueFull`, an HTTP 503 with Retry-After) instead of waiting behind an ever longer line. A short model
+call (under INLINE_BELOW) runs on the event loop; a longer one in a worker thread, so the loop keeps accepting
+and answering while it computes. When a merged call fails, each of its requests is run again alone, so only the
+request that breaks the model gets the error (one bad input never fails its neighbours); the batcher then goes
+on with the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,13 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 
-__all__ = ["QueueFull", "BatchStats", "Batcher"]
+__all__ = ["QueueFull", "BatchStats", "Batcher", "INLINE_BELOW"]
+
+# A model call expected to take less than this runs on the event loop itself: handing it to a worker thread and
+# back cost ~0.3-0.9 ms of server CPU per call under load (tools/load_test.py: the batch-1 server at 32 clients
+# answered 1,929 req/s through a thread, 3,010 inline), far more than a small net's call (keras_same int8: 0.06 ms
+# at batch 1, 0.85 ms at 32). Longer calls go to a thread, so health checks and uploads are never held that long.
+INLINE_BELOW = 0.002
 
 
 class QueueFull(EdgeCNNError):
@@ -72,6 +80,8 @@ class Batcher:
         self._worker: asyncio.Task[None] | None = None
         self._held: _Waiting | None = None  # arrived while a batch filled up, too big for it: opens the next
         self._arriving = 0  # requests being read and checked, to be submitted soon
+        self._previous = 1  # images in the previous batch: what the next one may expect to gather
+        self._per_image = math.inf  # seconds per image of the last model call (none yet: a thread for the first)
         self.stats = BatchStats()
 
     def start(self) -> None:
@@ -119,7 +129,8 @@ class Batcher:
         deadline = loop.time() + self.max_delay
         while count < self.max_batch:
             left = deadline - loop.time()
-            if self._queue.empty() and (left <= 0 or not self._arriving):  # nothing to wait for
+            expecting = self._arriving or count < self._previous
+            if self._queue.empty() and (left <= 0 or not expecting):  # nothing (more) to wait for
                 break
             try:
                 item = self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left)
@@ -130,6 +141,7 @@ class Batcher:
                 break
             group.append(item)
             count += len(item.x)
+        self._previous = count
         return group
 
     async def _answer(self, group: list[_Waiting]) -> None:
@@ -152,13 +164,19 @@ class Batcher:
         self.stats.queued_images -= sum(sizes)
 
     async def _call(self, x: np.ndarray) -> np.ndarray:
+        """The model on ``x``: on the event loop when the call should take under INLINE_BELOW (by the last
+        call's time per image), else in a worker thread so the loop keeps answering meanwhile."""
         started = time.perf_counter()
         try:
+            if self._per_image * len(x) < INLINE_BELOW:
+                return self._run(x)
             return await asyncio.to_thread(self._run, x)
         finally:
+            elapsed = time.perf_counter() - started
+            self._per_image = elapsed / len(x)
             self.stats.record(len(x))
             if self._observe is not None:
-                self._observe(len(x), time.perf_counter() - started)
+                self._observe(len(x), elapsed)
 
 
 def _settle(waiting: _Waiting, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:

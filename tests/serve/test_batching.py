@@ -107,3 +107,28 @@ def test_a_lone_request_never_waits_and_a_batch_waits_only_for_a_request_on_its_
 
     alone, waited, calls = asyncio.run(scenario())
     assert alone < 1.0 and waited and calls == [1, 2]
+
+
+def test_short_calls_run_on_the_event_loop_and_long_ones_in_a_worker_thread():
+    import threading
+
+    def threads_of(delay: float) -> list[bool]:
+        seen: list[bool] = []
+
+        def model(x):
+            seen.append(threading.current_thread() is threading.main_thread())
+            time.sleep(delay)
+            return x.reshape(len(x), -1).sum(1, keepdims=True)
+
+        async def scenario():
+            batcher = Batcher(model, max_batch=1, max_delay=0.0, max_queue=8)
+            batcher.start()
+            for x in _requests(3):
+                await batcher.submit(x)
+            await batcher.stop()
+
+        asyncio.run(scenario())
+        return seen
+
+    assert threads_of(0.0) == [False, True, True]  # the first call, of unknown length, goes to a thread
+    assert threads_of(0.01) == [False, False, False]  # 10 ms per image: never on the loop
