@@ -141,19 +141,31 @@ class ServedModel:
         logits = await self.batcher.submit(x)
         return {name: logits if name == "logits" else softmax(logits) for name in outputs}
 
-    def prepare_uploads(self, uploads: Sequence[Upload], *, fit: str | None, invert: bool) -> np.ndarray:
-        """Encoded images → the graph's input, decoded one at a time (run it in a worker thread)."""
+    def open_uploads(self, uploads: Sequence[Upload]) -> list[tuple[str, Image.Image]]:
+        """Each upload opened — its header read, no pixel decoded yet — and counted against the limits."""
         self._check_count(len(uploads))
-        return np.concatenate(
-            [self.predictor.prepare(self._decode(upload), fit=fit, invert=invert) for upload in uploads]
-        )
+        opened = []
+        for upload in uploads:
+            try:
+                opened.append((upload.name, Image.open(io.BytesIO(upload.data))))
+            except (*PIL_ERRORS, Image.DecompressionBombError) as exc:
+                raise ImageError(f"{upload.name}: not a readable image ({describe(exc)})") from exc
+        return opened
 
-    def _decode(self, upload: Upload) -> Image.Image:
-        try:
-            image = Image.open(io.BytesIO(upload.data))
-        except (*PIL_ERRORS, Image.DecompressionBombError) as exc:
-            raise ImageError(f"{upload.name}: not a readable image ({describe(exc)})") from exc
-        return checked_image(image, max_pixels=self.max_pixels, path=upload.name, first_frame=True)
+    def prepare_uploads(
+        self, opened: Sequence[tuple[str, Image.Image]], *, fit: str | None, invert: bool
+    ) -> np.ndarray:
+        """Opened uploads → the graph's input, decoded and framed one at a time (so one full-size photo at once)."""
+        return np.concatenate(
+            [
+                self.predictor.prepare(
+                    checked_image(image, max_pixels=self.max_pixels, path=name, first_frame=True),
+                    fit=fit,
+                    invert=invert,
+                )
+                for name, image in opened
+            ]
+        )
 
     async def classify(self, x: np.ndarray, top_k: int) -> list[Prediction]:
         self.predictor.check_top_k(top_k)  # before the queue, not after the model ran

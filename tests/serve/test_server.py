@@ -92,6 +92,7 @@ def _multipart(files: list[tuple[str, bytes]], fields: dict[str, str] | None = N
 
 def test_classify_takes_raw_and_multipart_images_and_answers_as_predict(server, images, predictor, tmp_path):
     files = [(f"shirt{i}.{fmt.lower()}", _png(images[i], fmt)) for i, fmt in enumerate(["PNG", "JPEG", "WEBP"])]
+    files.append(("big.png", _png(np.kron(images[3], np.ones((12, 12), np.uint8)))))  # 336×336: the decoder thread
     for name, data in files:
         (tmp_path / name).write_bytes(data)
     expected = predictor.predict([load_image(tmp_path / name) for name, _ in files], top_k=3)
@@ -119,7 +120,10 @@ def _infer_body(shape, datatype="FP32", data=None, name="input"):
     return {"inputs": [{"name": name, "datatype": datatype, "shape": shape, "data": data or [0] * count}]}
 
 
+_TOO_MANY, _FORM = _multipart([(f"{i}.png", _png(np.zeros((28, 28), np.uint8))) for i in range(MAX_IMAGES + 1)])
+
 BAD_REQUESTS = {
+    "too many uploads": ("POST", "/v2/models/keras_same/classify", _TOO_MANY, {"Content-Type": _FORM}, 413),
     "malformed JSON": ("POST", "/v2/models/keras_same/infer", b'{"inputs": [', {}, 400),
     "wrong shape": ("POST", "/v2/models/keras_same/infer", _infer_body([1, 28, 27]), {}, 400),
     "wrong datatype": ("POST", "/v2/models/keras_same/infer", _infer_body([1, 1, 28, 28], "FP64"), {}, 400),
