@@ -206,6 +206,7 @@ def goals(rows: list[dict], alone: dict[str, float], args: argparse.Namespace) -
             f"{alone[f'b{args.max_batch}']:.2f} ms, one batch-{args.max_batch} call) = {bound:.2f} ms: "
             f"**{'met' if on['p99'] <= bound else 'not met'}**"
         )
+        lines += _why(on, off, alone, args.max_batch)
     single = [r for r in rows if r["route"] == "infer" and r["clients"] == 1]
     if single:
         best = min(r["p50"] for r in single)
@@ -214,6 +215,22 @@ def goals(rows: list[dict], alone: dict[str, float], args: argparse.Namespace) -
             f"overhead {best - alone['b1']:.2f} ms, **{'met' if best <= alone['b1'] + 1 else 'not met'}**"
         )
     return lines
+
+
+def _why(on: dict, off: dict, alone: dict[str, float], max_batch: int) -> list[str]:
+    """What bounds the two ratios, from the same run's figures."""
+    per_request, model = off["server_cpu_us"], 1000 * alone["b1"]
+    saved = model - 1000 * alone[f"b{max_batch}"] / max_batch  # model time per request that batching saves
+    return [
+        f"- why batching gains little here: the batch-1 server spent {per_request:.0f} µs of CPU per request at 32 "
+        f"clients (batching on: {on['server_cpu_us']:.0f} µs), of which the model call is {model:.0f} µs "
+        f"(Predictor.logits, batch 1). Batching saves {saved:.0f} µs of model time per request (worth "
+        f"{per_request / (per_request - saved):.2f}× on a CPU-bound box) and the batcher's per-call work; the rest "
+        "(HTTP, JSON and Python in uvicorn, Starlette and edgecnn) is paid per request, whatever the batch.",
+        f"- and the p99 bound: 32 closed-loop clients wait {1000 * 32 / on['throughput']:.2f} ms on average at "
+        f"{on['throughput']:,.0f} req/s (Little's law: clients / throughput), so a p99 within the bound needs more "
+        "requests per second than the server's per-request CPU allows on 2 cores shared with the clients.",
+    ]
 
 
 def main() -> None:
