@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -105,16 +106,7 @@ def run_server(
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     app = create_app(models, config, metrics=metrics, token=token)
-    settings = uvicorn.Config(
-        app,
-        log_config=None,  # keep the process's logging; uvicorn's errors still reach stderr
-        log_level="warning",
-        access_log=False,  # ours is structured (gate.py)
-        lifespan="on",
-        timeout_graceful_shutdown=config.drain_seconds,
-        limit_max_requests=config.max_requests,
-        server_header=False,
-    )
+    settings = _uvicorn_settings(app, config)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     names = ", ".join(f"{m.name} ({m.predictor.backend} {m.predictor.precision})" for m in models)
 
@@ -135,6 +127,19 @@ def run_server(
             f"{app.cut} request(s) were cut after the {config.drain_seconds:g} s drain (--drain-seconds)"
         )
     say(f"stopped after {app.answered} request(s)")
+
+
+def _uvicorn_settings(app: Any, config: ServeConfig) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_config=None,  # keep the process's logging; uvicorn's errors still reach stderr
+        log_level="warning",
+        access_log=False,  # ours is structured (gate.py)
+        lifespan="on",
+        timeout_graceful_shutdown=config.drain_seconds,
+        limit_max_requests=config.max_requests,
+        server_header=False,
+    )
 
 
 @contextlib.contextmanager
