@@ -146,10 +146,14 @@ class ModelCard:
         )
 
 
+# Settings that do not change the model: where the data lies (the data checksum covers the data itself) and
+# how often the run checkpoints. Left out of the hash, so they never make one model look like two.
+_NOT_THE_MODEL = ("data_root", "checkpoint_every")
+
+
 def config_hash(config_dict: Mapping[str, Any]) -> str:
-    """SHA-256 of a config's plain data, keys sorted; ``data_root`` is left out (where the data lies is
-    not what the model is: the data checksum covers the data itself)."""
-    kept = {k: v for k, v in config_dict.items() if k != "data_root"}
+    """SHA-256 of a config's plain data, keys sorted, without the settings that are not the model."""
+    kept = {k: v for k, v in config_dict.items() if k not in _NOT_THE_MODEL}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 

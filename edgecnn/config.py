@@ -80,6 +80,8 @@ class TrainConfig:
     test_fraction: float = 0.2  # held-out share of an image folder that has no train/ + test/ split
     device: str = "auto"  # cuda when torch sees one, else cpu
     data_root: str | None = None  # None: $EDGECNN_DATA, else the user cache dir
+    checkpoint_every: int | None = None  # also checkpoint every N optimizer steps, mid-epoch: a killed run then
+    #   loses at most N steps and resumes exactly where it was; None: at epoch ends only (an epoch here is seconds)
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

@@ -38,6 +38,7 @@ TRAIN_HELP = {
     "test_fraction": "Held-out share of an image folder that has no train/ + test/ split.",
     "device": "Torch device.",
     "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
+    "checkpoint_every": "Also checkpoint every N optimizer steps, mid-epoch (--resume continues exactly from it).",
 }
 _OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}"
 
@@ -101,9 +102,10 @@ def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **optio
     except KeyboardInterrupt:
         saved = (Path(out_dir) / CHECKPOINT_NAME).is_file()
         hint = (
-            f"the last finished epoch is saved in {out_dir}; continue with --resume"
+            f"the last checkpoint (an epoch's end, or --checkpoint-every's step) is in {out_dir}; "
+            "continue with --resume"
             if saved
-            else "no epoch had finished, so nothing was saved; run the command again to start over"
+            else "no checkpoint had been written, so nothing was saved; run the command again to start over"
         )
         click.echo(f"edgecnn: interrupted; {hint}", err=True)
         ctx.exit(130)

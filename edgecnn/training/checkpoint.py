@@ -4,8 +4,9 @@ On disk a checkpoint is the dict :meth:`Checkpoint.to_dict` makes: ``format``, `
 :class:`~edgecnn.card.ModelCard` as plain data), ``config`` (the :class:`~edgecnn.config.TrainConfig`),
 ``epoch``, ``step``, ``model_state`` (the weights the run chose: the best epoch on the validation set),
 ``best_epoch``, ``last_state`` (the last epoch's weights, where a resumed run continues), ``optimizer_state``,
-``rng`` and ``history`` (one dict per finished epoch). :class:`Checkpoint` is the one definition of that
-layout.
+``rng``, ``history`` (one dict per finished epoch) and ``position`` (None at an epoch's end; mid-epoch, where
+in the unfinished epoch the run is: batches done, the shuffle state its order was drawn from, its loss and
+correct counts so far). :class:`Checkpoint` is the one definition of that layout.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any]
     rng: dict[str, Any]
     history: tuple[dict[str, Any], ...]  # per finished epoch: losses, accuracies, seconds, samples/s
+    position: dict[str, Any] | None = None  # mid-epoch: batches done, epoch's shuffle state, loss/correct sums
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class Checkpoint:
             "optimizer_state": self.optimizer_state,
             "rng": self.rng,
             "history": list(self.history),
+            "position": self.position,
         }
 
     @classmethod
@@ -99,6 +102,7 @@ class Checkpoint:
             optimizer_state=state["optimizer_state"],
             rng=state["rng"],
             history=tuple(state["history"]),
+            position=_checked_position(state.get("position"), path),
         )
 
     def build_model(self) -> nn.Module:
@@ -151,6 +155,22 @@ def _check_fields(state: dict[str, Any], path: Path, card: ModelCard, config: Tr
         problems.append("optimizer_state and rng must be mappings")
     if problems:
         raise ModelFileError(f"{path} is malformed: {'; '.join(problems)}", path=path)
+
+
+def _checked_position(position: Any, path: Path) -> dict[str, Any] | None:
+    """None, or a mid-epoch position: batches done (≥ 1), the epoch's shuffle state, its running sums."""
+    if position is None:
+        return None
+    fine = (
+        isinstance(position, dict)
+        and isinstance(position.get("batches"), int)
+        and not isinstance(position.get("batches"), bool)
+        and position["batches"] >= 1
+        and all(isinstance(position.get(k), torch.Tensor) for k in ("shuffle", "loss_sum", "correct"))
+    )
+    if not fine:
+        raise ModelFileError(f"{path} is malformed: its mid-epoch position is not what edgecnn writes", path=path)
+    return position
 
 
 def load_weights(module: nn.Module | torch.optim.Optimizer, state: Any, *, what: str) -> None:

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["TrainResult", "fit", "evaluate", "resume_config", "resolve_device", "RESUMABLE_FIELDS"]
 
 # Fields a resumed run may change; anything else would make the resumed run a different run.
-RESUMABLE_FIELDS = ("epochs", "device", "data_root")
+RESUMABLE_FIELDS = ("epochs", "device", "data_root", "checkpoint_every")
 StepHook = Callable[[int, int], None]  # (epoch, step) after each optimizer step
 
 
@@ -104,9 +104,13 @@ def fit(
         _restore(run, load_checkpoint(out / CHECKPOINT_NAME))
     train, val = _split(run.data, config, run.device)
     run.total_steps = config.epochs * math.ceil(len(train[1]) / config.batch_size)
-    while run.should_continue():
-        _run_epoch(run, train, val, len(run.history) + 1, progress, on_step)
+
+    def save() -> None:
         save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
+
+    while run.should_continue():
+        _run_epoch(run, train, val, len(run.history) + 1, progress, on_step, save)
+        save()
     model, confusion = _test_once(run)
     save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
     write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device)
@@ -147,10 +151,11 @@ def _run_epoch(
     epoch: int,
     progress: bool,
     on_step: StepHook | None,
+    save: Callable[[], None],
 ) -> None:
     """Train one epoch, validate, append the epoch's figures to the history, keep it if it is the best."""
     started = time.perf_counter()
-    loss, acc = _train_epoch(run, *train, epoch=epoch, progress=progress, on_step=on_step)
+    loss, acc = _train_epoch(run, *train, epoch=epoch, progress=progress, on_step=on_step, save=save)
     train_seconds = time.perf_counter() - started
     if not math.isfinite(loss):
         kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
@@ -200,19 +205,24 @@ def _restore(run: RunState, saved: Checkpoint) -> None:
         restore_rng(saved.rng, run.shuffle, run.augment)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise ModelFileError(f"the checkpoint's RNG state cannot be restored ({describe(exc)})") from exc
-    run.history, run.step = list(saved.history), saved.step
+    run.history, run.step, run.position = list(saved.history), saved.step, saved.position
     run.best_epoch, run.best_state = saved.best_epoch, dict(saved.model_state)
 
 
 def _train_epoch(
-    run: RunState, images: torch.Tensor, labels: torch.Tensor, *, epoch: int, progress: bool, on_step: StepHook | None
+    run: RunState,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epoch: int,
+    progress: bool,
+    on_step: StepHook | None,
+    save: Callable[[], None],
 ) -> tuple[float, float]:
     model, optimizer, config = run.model, run.optimizer, run.config
     model.train()
-    order = torch.randperm(len(labels), generator=run.shuffle).to(labels.device)
-    loss_sum = torch.zeros((), device=labels.device)
-    correct = torch.zeros((), dtype=torch.long, device=labels.device)
-    batches = range(0, len(labels), config.batch_size)
+    order, drawn_from, done, loss_sum, correct = run.epoch_order(len(labels), labels.device)
+    batches = range(done * config.batch_size, len(labels), config.batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False):
         idx = order[start : start + config.batch_size]
         x = augment_batch(images[idx], config.augment, run.augment)
@@ -227,6 +237,11 @@ def _train_epoch(
         run.step += 1
         loss_sum += loss.detach() * len(y)  # no .item() per step: it would sync a GPU every batch
         correct += (logits.argmax(1) == y).sum()
+        if config.checkpoint_every and run.step % config.checkpoint_every == 0 and start + len(y) < len(labels):
+            run.position = {"batches": start // config.batch_size + 1, "shuffle": drawn_from}
+            run.position |= {"loss_sum": loss_sum.detach().cpu().clone(), "correct": correct.cpu().clone()}
+            save()  # mid-epoch: a killed run resumes from here exactly
+            run.position = None
         if on_step is not None:
             on_step(epoch, run.step)
     return round(float(loss_sum) / len(labels), 6), round(int(correct) / len(labels), 6)

@@ -34,6 +34,7 @@ class RunState:
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)  # set once, after training
+    position: dict[str, Any] | None = None  # mid-epoch: where the unfinished epoch is (see checkpoint.py)
 
     def card(self) -> ModelCard:
         chosen = self.history[self.best_epoch - 1] if self.best_epoch else {}
@@ -61,6 +62,7 @@ class RunState:
             optimizer_state=self.optimizer.state_dict(),
             rng=capture_rng(self.shuffle, self.augment),
             history=tuple(self.history),
+            position=self.position,
         )
 
     def keep_if_best(self) -> None:
@@ -73,6 +75,21 @@ class RunState:
                 return
         self.best_epoch = last["epoch"]
         self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def epoch_order(
+        self, count: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor]:
+        """The epoch's order (and the shuffle state it is drawn from), the batches already done and the running
+        loss and correct sums: fresh, or — resuming mid-epoch — the same order drawn again and the saved sums."""
+        resumed, self.position = self.position, None
+        if resumed is not None:
+            self.shuffle.set_state(resumed["shuffle"])
+        drawn_from = self.shuffle.get_state()
+        order = torch.randperm(count, generator=self.shuffle).to(device)
+        if resumed is None:
+            zeros = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
+            return order, drawn_from, 0, *zeros
+        return order, drawn_from, resumed["batches"], resumed["loss_sum"].to(device), resumed["correct"].to(device)
 
     def should_continue(self) -> bool:
         done = len(self.history)

@@ -116,6 +116,34 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path, mnist, recipe):
     assert resumed.best_epoch == straight.best_epoch and resumed.test_accuracy == straight.test_accuracy
 
 
+@pytest.mark.parametrize("recipe", [{}, SCHEDULED], ids=["constant", "onecycle-affine"])
+def test_a_run_killed_mid_epoch_resumes_from_its_mid_epoch_checkpoint_bit_identically(tmp_path, mnist, recipe):
+    # 600 images, batch 100: 6 steps an epoch; checkpoints at steps 4, 8 (mid-epoch) and at epoch ends; the run
+    # dies at step 11, in epoch 2, and resumes from step 8 — batch 2 of epoch 2, dropout and augmentation mid-stream
+    base = dict(arch="mnist_cnn3", dataset="mnist", epochs=3, limit_train=600, val_size=500, seed=11, device="cpu")
+    mnist = dataclasses.replace(mnist, test_images=mnist.test_images[:1000], test_labels=mnist.test_labels[:1000])
+    straight = fit(TrainConfig(**base, **recipe), tmp_path / "straight", data=mnist)
+    config = TrainConfig(**base, **recipe, checkpoint_every=4)
+
+    def die(epoch, step):
+        if step == 11:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tmp_path / "cut", data=mnist, on_step=die)
+    saved = load_checkpoint(tmp_path / "cut")
+    assert saved.epoch == 1 and saved.step == 8 and saved.position["batches"] == 2
+    resumed = fit(config, tmp_path / "cut", data=mnist, resume=True)
+    a, b = _weights(straight.model), _weights(resumed.model)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    timing = ("seconds", "train_seconds", "samples_per_s")
+    assert [{k: v for k, v in e.items() if k not in timing} for e in resumed.epochs] == [
+        {k: v for k, v in e.items() if k not in timing} for e in straight.epochs
+    ]
+    assert load_checkpoint(tmp_path / "cut").position is None  # finished: at an epoch's end
+    assert resumed.card.lineage.config_hash == straight.card.lineage.config_hash  # checkpointing is not the model
+
+
 def test_the_test_set_never_reaches_a_choice(tmp_path, fashion):
     """Shuffle the test labels: every choice (the epoch kept, early stopping) stays the same, only the final
     test figure changes."""
