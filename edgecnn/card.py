@@ -148,7 +148,7 @@ class ModelCard:
 
 # Settings that do not change the model: where the data lies (the data checksum covers the data itself) and
 # how often the run checkpoints. Left out of the hash, so they never make one model look like two.
-_NOT_THE_MODEL = ("data_root", "checkpoint_every")
+_NOT_THE_MODEL = ("data_root", "checkpoint_every", "dist_timeout")
 
 
 def config_hash(config_dict: Mapping[str, Any]) -> str:

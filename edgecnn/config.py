@@ -82,6 +82,10 @@ class TrainConfig:
     data_root: str | None = None  # None: $EDGECNN_DATA, else the user cache dir
     checkpoint_every: int | None = None  # also checkpoint every N optimizer steps, mid-epoch: a killed run then
     #   loses at most N steps and resumes exactly where it was; None: at epoch ends only (an epoch here is seconds)
+    local_batchnorm: bool = False  # several processes: BatchNorm statistics per process (torch's DDP default),
+    #   not the global batch's (SyncBatchNorm): a little faster, no longer one process's math
+    dist_timeout: float = 120.0  # seconds a process waits for a peer in a collective before the run fails
+    #   (torch's default is 30 minutes: a dead peer would hang the others that long)
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "cold_runs": (0, 1000),
     "shape": (1, 8192),
     "checkpoint_every": (1, 10**9),
+    "dist_timeout": (1.0, 86_400.0),
     "port": (0, 65_535),
     "max_batch": (1, 4096),
     "max_delay_ms": (0.0, 10_000.0),

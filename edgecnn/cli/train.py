@@ -39,6 +39,8 @@ TRAIN_HELP = {
     "device": "Torch device.",
     "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
     "checkpoint_every": "Also checkpoint every N optimizer steps, mid-epoch (--resume continues exactly from it).",
+    "local_batchnorm": "Several processes: BatchNorm statistics per process, not the global batch's.",
+    "dist_timeout": "Several processes: seconds to wait for a peer before the run fails.",
 }
 _OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}"
 
@@ -81,22 +83,41 @@ def archs(as_json: bool) -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Train in N processes on this machine (torchrun's launcher; --batch-size stays the global batch).",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="With --nproc-per-node: restart the processes this often after one fails (they resume from the checkpoint).",
+)
 @click.pass_context
-def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **options: Any) -> None:
-    """Train a registered net and write checkpoint.pt, metrics.json, curves.png and confusion.png."""
+def train(
+    ctx: click.Context,
+    out_dir: str,
+    resume: bool,
+    as_json: bool,
+    nproc_per_node: int | None,
+    max_restarts: int,
+    **options: Any,
+) -> None:
+    """Train a registered net and write checkpoint.pt, metrics.json, curves.png and confusion.png. Under torchrun
+    (`torchrun --nproc-per-node N -m edgecnn train ...`) each process trains its share of every batch."""
     check_writable(out_dir, directory=True, what="--out")  # before minutes of training, not after
     require("train", "edgecnn train")
-    from edgecnn.training import loop
+    from edgecnn.training import distributed, loop
 
-    if resume:  # the saved run's settings, changed only where the user said so on this command line
-        given = {
-            k: convert_option(TrainConfig, k, v)
-            for k, v in options.items()
-            if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
-        }
-        config = loop.resume_config(out_dir, given)
-    else:
-        config = config_from_options(TrainConfig, options)
+    if nproc_per_node and distributed.from_env().world == 1:
+        distributed.launch(nproc_per_node, _worker_argv(sys.argv[1:]), max_restarts=max_restarts)
+        return
+    # torchrun restarted the group after a failure: continue from the last checkpoint, whatever was asked
+    resume = resume or (distributed.restarted() and (Path(out_dir) / CHECKPOINT_NAME).is_file())
+    config = _config(ctx, out_dir, resume, options)
     try:
         result = loop.fit(config, out_dir, resume=resume, progress=sys.stderr.isatty())
     except KeyboardInterrupt:
@@ -109,6 +130,37 @@ def train(ctx: click.Context, out_dir: str, resume: bool, as_json: bool, **optio
         )
         click.echo(f"edgecnn: interrupted; {hint}", err=True)
         ctx.exit(130)
+    if not distributed.from_env().rank:  # rank 0 speaks for the run
+        _report(result, config, out_dir, as_json)
+
+
+def _worker_argv(argv: list[str]) -> list[str]:
+    """This command line for the processes the launcher starts: without the launcher's own options."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--nproc-per-node", "--max-restarts"):
+            skip = True
+        elif not arg.startswith(("--nproc-per-node=", "--max-restarts=")):
+            out.append(arg)
+    return out
+
+
+def _config(ctx: click.Context, out_dir: str, resume: bool, options: dict[str, Any]) -> Any:
+    from edgecnn.training import loop
+
+    if not resume:
+        return config_from_options(TrainConfig, options)
+    given = {  # the saved run's settings, changed only where the user said so on this command line
+        k: convert_option(TrainConfig, k, v)
+        for k, v in options.items()
+        if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+    }
+    return loop.resume_config(out_dir, given)
+
+
+def _report(result: Any, config: TrainConfig, out_dir: str, as_json: bool) -> None:
     if as_json:
         print_json(result.summary())
         return

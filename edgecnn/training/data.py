@@ -25,6 +25,7 @@ __all__ = [
     "Normalization",
     "DatasetBundle",
     "load_dataset",
+    "split_for_training",
     "load_dataset_for",
     "resolve_data_root",
     "BUILTIN_DATASETS",
@@ -271,3 +272,19 @@ def _stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tor
         count = max(1, round(len(members) * fraction))
         picked.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(picked).sort().values
+
+
+def split_for_training(
+    data: DatasetBundle, config: TrainConfig, device: torch.device
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(training images, labels) and (validation images, labels) on ``device``: the validation split
+    first, from the whole training set, then ``limit_train``'s subset of what is left."""
+    train_idx, val_idx = split_validation(data.train_labels, config.val_size, config.seed)
+    if config.limit_train is not None and config.limit_train < len(train_idx):
+        keep = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed))
+        train_idx = train_idx[keep[: config.limit_train]].sort().values
+    images, labels = data.train_images, data.train_labels
+    return (
+        (images[train_idx].to(device), labels[train_idx].to(device)),
+        (images[val_idx].to(device), labels[val_idx].to(device)),
+    )

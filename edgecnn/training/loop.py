@@ -39,7 +39,9 @@ from edgecnn.files import CHECKPOINT_NAME
 from edgecnn.training.architectures import create, get_arch
 from edgecnn.training.augment import augment_batch
 from edgecnn.training.checkpoint import Checkpoint, load_checkpoint, load_weights, restore_rng, save_checkpoint
-from edgecnn.training.data import DatasetBundle, load_dataset_for, split_validation
+from edgecnn.training.data import DatasetBundle, load_dataset_for, split_for_training
+from edgecnn.training.distributed import Dist, all_reduce_sum, from_env, process_group, wrap_model
+from edgecnn.training.evaluate import evaluate
 from edgecnn.training.init import apply_initial_weights, load_initial_weights
 from edgecnn.training.reports import write_reports
 from edgecnn.training.schedule import lr_at, make_optimizer, set_lr
@@ -50,8 +52,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["TrainResult", "fit", "evaluate", "resume_config", "resolve_device", "RESUMABLE_FIELDS"]
 
 # Fields a resumed run may change; anything else would make the resumed run a different run.
-RESUMABLE_FIELDS = ("epochs", "device", "data_root", "checkpoint_every")
+RESUMABLE_FIELDS = ("epochs", "device", "data_root", "checkpoint_every", "dist_timeout")
 StepHook = Callable[[int, int], None]  # (epoch, step) after each optimizer step
+RANK_STRIDE = 1_000_003  # rank r's augmentation and dropout seeds: seed + r × this (a prime: no rank shares one)
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,13 @@ class TrainResult:
         }
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, dist: Dist | None = None) -> torch.device:
+    """The torch device; with several processes on GPUs, this process's own (its local rank)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise DeviceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(name)
+    return torch.device("cuda", dist.local_rank) if name == "cuda" and dist and dist.active else torch.device(name)
 
 
 def resume_config(out_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig:
@@ -97,41 +101,32 @@ def fit(
     data: DatasetBundle | None = None,
     on_step: StepHook | None = None,
 ) -> TrainResult:
-    """Train ``config.arch`` and write checkpoint.pt, metrics.json, curves.png, confusion.png."""
-    out = Path(out_dir)
-    run = _start(config, data, init=not resume)  # a resumed run takes its weights from its checkpoint
-    if resume:
-        _restore(run, load_checkpoint(out / CHECKPOINT_NAME))
-    train, val = _split(run.data, config, run.device)
-    run.total_steps = config.epochs * math.ceil(len(train[1]) / config.batch_size)
+    """Train ``config.arch`` and write checkpoint.pt, metrics.json, curves.png, confusion.png. Under torchrun,
+    in each process: the same math on a share of every batch, and only rank 0 writes (distributed.py)."""
+    out, dist = Path(out_dir), from_env()
+    with process_group(dist, resolve_device(config.device, dist), config.dist_timeout):
+        run = _start(config, data, dist, init=not resume)  # a resumed run takes its weights from its checkpoint
+        if resume:
+            _restore(run, load_checkpoint(out / CHECKPOINT_NAME))
+        train, val = split_for_training(run.data, config, run.device)
+        if 0 < len(train[1]) % config.batch_size < dist.world:
+            raise ConfigError(f"the last batch ({len(train[1]) % config.batch_size} images) leaves a process empty")
+        run.total_steps = config.epochs * math.ceil(len(train[1]) / config.batch_size)
 
-    def save() -> None:
-        save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
+        def save() -> None:
+            checkpoint = run.checkpoint()  # every rank: their RNG states are gathered into it
+            if dist.is_main:
+                save_checkpoint(out / CHECKPOINT_NAME, checkpoint)
 
-    while run.should_continue():
-        _run_epoch(run, train, val, len(run.history) + 1, progress, on_step, save)
+        while run.should_continue():
+            _run_epoch(run, train, val, len(run.history) + 1, progress and dist.is_main, on_step, save)
+            save()
+        model, confusion = _test_once(run)
         save()
-    model, confusion = _test_once(run)
-    save_checkpoint(out / CHECKPOINT_NAME, run.checkpoint())
-    write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device)
+    if dist.is_main:
+        write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device)
     card = run.card()
     return TrainResult(out, model, card, run.history, run.best_epoch, run.test["test_accuracy"], confusion)
-
-
-def _split(
-    data: DatasetBundle, config: TrainConfig, device: torch.device
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """(training images, labels) and (validation images, labels) on ``device``: the validation split
-    first, from the whole training set, then ``limit_train``'s subset of what is left."""
-    train_idx, val_idx = split_validation(data.train_labels, config.val_size, config.seed)
-    if config.limit_train is not None and config.limit_train < len(train_idx):
-        keep = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed))
-        train_idx = train_idx[keep[: config.limit_train]].sort().values
-    images, labels = data.train_images, data.train_labels
-    return (
-        (images[train_idx].to(device), labels[train_idx].to(device)),
-        (images[val_idx].to(device), labels[val_idx].to(device)),
-    )
 
 
 def _test_once(run: RunState) -> tuple[nn.Module, list[list[int]]]:
@@ -139,7 +134,7 @@ def _test_once(run: RunState) -> tuple[nn.Module, list[list[int]]]:
     model = copy.deepcopy(run.model)
     load_weights(model, run.best_state, what=f"the chosen weights of {run.config.arch}")
     test_x, test_y = run.data.test_images.to(run.device), run.data.test_labels.to(run.device)
-    loss, accuracy, confusion = evaluate(model, run.data, test_x, test_y)
+    loss, accuracy, confusion = evaluate(model, run.data, test_x, test_y, dist=run.dist)
     run.test = {"test_loss": loss, "test_accuracy": accuracy}
     return model.eval().to(memory_format=torch.contiguous_format), confusion  # channels-last was for speed
 
@@ -165,7 +160,7 @@ def _run_epoch(
         )
     record = {"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"]}
     if len(val[1]):
-        record["val_loss"], record["val_accuracy"], _ = evaluate(run.model, run.data, *val)
+        record["val_loss"], record["val_accuracy"], _ = evaluate(run.model, run.data, *val, dist=run.dist)
     record["seconds"] = round(time.perf_counter() - started, 3)
     record["train_seconds"] = round(train_seconds, 3)
     record["samples_per_s"] = round(len(train[1]) / train_seconds, 1)
@@ -173,9 +168,13 @@ def _run_epoch(
     run.keep_if_best()
 
 
-def _start(config: TrainConfig, data: DatasetBundle | None, *, init: bool = True) -> RunState:
+def _start(config: TrainConfig, data: DatasetBundle | None, dist: Dist, *, init: bool = True) -> RunState:
     get_arch(config.arch)  # an unknown name fails before minutes of data loading, not after
-    device = resolve_device(config.device)
+    if config.batch_size % dist.world:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is the global batch: it must divide among {dist.world} processes"
+        )
+    device = resolve_device(config.device, dist)
     _seed_everything(config.seed, device)
     data = data or load_dataset_for(config)
     channels, height, width = data.input_shape
@@ -185,15 +184,13 @@ def _start(config: TrainConfig, data: DatasetBundle | None, *, init: bool = True
         if fresh:
             logger.info("--init %s: a new %d-class head (%s)", config.init, len(data.class_names), ", ".join(fresh))
     model = model.to(device, memory_format=torch.channels_last)
-    return RunState(
-        config=config,
-        data=data,
-        device=device,
-        model=model,
-        optimizer=make_optimizer(config, model),
-        shuffle=torch.Generator().manual_seed(config.seed),
-        augment=torch.Generator().manual_seed(config.seed + 1),
-    )
+    optimizer = make_optimizer(config, model)
+    net = wrap_model(model, device, dist, sync_batchnorm=not config.local_batchnorm)
+    if dist.active:  # the same initial weights everywhere (above), then each rank its own dropout masks
+        torch.manual_seed(config.seed + RANK_STRIDE * dist.rank)
+    augment = torch.Generator().manual_seed(config.seed + 1 + RANK_STRIDE * dist.rank)  # each rank its own draws
+    shuffle = torch.Generator().manual_seed(config.seed)  # every rank the same order
+    return RunState(config, data, device, model, optimizer, shuffle, augment, dist=dist, net=net)
 
 
 def _restore(run: RunState, saved: Checkpoint) -> None:
@@ -201,8 +198,13 @@ def _restore(run: RunState, saved: Checkpoint) -> None:
     load_weights(run.model, saved.model_state, what=f"the checkpoint's chosen weights for {saved.card.arch}")
     load_weights(run.model, saved.last_state, what=f"the checkpoint's last weights for {saved.card.arch}")
     load_weights(run.optimizer, saved.optimizer_state, what="the checkpoint's optimizer state")
+    ranks = saved.rng.get("ranks", [saved.rng])  # several processes: each rank's own states
+    if len(ranks) != run.dist.world:
+        raise ConfigError(
+            f"the checkpoint was written by {len(ranks)} process(es): resume with as many, not {run.dist.world}"
+        )
     try:
-        restore_rng(saved.rng, run.shuffle, run.augment)
+        restore_rng(ranks[run.dist.rank], run.shuffle, run.augment)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise ModelFileError(f"the checkpoint's RNG state cannot be restored ({describe(exc)})") from exc
     run.history, run.step, run.position = list(saved.history), saved.step, saved.position
@@ -219,53 +221,45 @@ def _train_epoch(
     on_step: StepHook | None,
     save: Callable[[], None],
 ) -> tuple[float, float]:
-    model, optimizer, config = run.model, run.optimizer, run.config
+    model, optimizer, config, dist = run.net or run.model, run.optimizer, run.config, run.dist
     model.train()
     order, drawn_from, done, loss_sum, correct = run.epoch_order(len(labels), labels.device)
     batches = range(done * config.batch_size, len(labels), config.batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False):
-        idx = order[start : start + config.batch_size]
+        batch = order[start : start + config.batch_size]
+        idx = dist.shard(batch)  # this rank's share of the global batch
         x = augment_batch(images[idx], config.augment, run.augment)
         x = run.data.normalize(x).contiguous(memory_format=torch.channels_last)
         y = labels[idx]
         logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        loss = _loss(logits, y, len(batch), run)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         set_lr(optimizer, lr_at(config, run.step, run.total_steps))
         optimizer.step()
         run.step += 1
-        loss_sum += loss.detach() * len(y)  # no .item() per step: it would sync a GPU every batch
+        loss_sum += loss.detach() * len(batch) / dist.world  # no .item() per step: it would sync a GPU
         correct += (logits.argmax(1) == y).sum()
-        if config.checkpoint_every and run.step % config.checkpoint_every == 0 and start + len(y) < len(labels):
+        if config.checkpoint_every and run.step % config.checkpoint_every == 0 and start + len(batch) < len(labels):
+            sums = [all_reduce_sum(t.detach().clone(), dist).cpu() for t in (loss_sum, correct)]  # rank 0 holds them
             run.position = {"batches": start // config.batch_size + 1, "shuffle": drawn_from}
-            run.position |= {"loss_sum": loss_sum.detach().cpu().clone(), "correct": correct.cpu().clone()}
+            run.position |= {"loss_sum": sums[0], "correct": sums[1]}
             save()  # mid-epoch: a killed run resumes from here exactly
             run.position = None
         if on_step is not None:
             on_step(epoch, run.step)
+    loss_sum, correct = all_reduce_sum(loss_sum, dist), all_reduce_sum(correct, dist)
     return round(float(loss_sum) / len(labels), 6), round(int(correct) / len(labels), 6)
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, data: DatasetBundle, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1000
-) -> tuple[float, float, list[list[int]]]:
-    """Mean cross-entropy, accuracy and the confusion matrix (rows true, columns predicted)."""
-    model.eval()
-    classes = len(data.class_names)
-    confusion = torch.zeros(classes, classes, dtype=torch.long)
-    loss_sum = 0.0
-    for start in range(0, len(labels), batch_size):
-        x = data.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
-        y = labels[start : start + batch_size]
-        logits = model(x)
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        confusion += torch.bincount((y * classes + logits.argmax(1)).cpu(), minlength=classes * classes).view(
-            classes, classes
-        )
-    n = len(labels)
-    return round(loss_sum / n, 6), round(int(confusion.trace()) / n, 6), confusion.tolist()
+def _loss(logits: torch.Tensor, y: torch.Tensor, batch: int, run: RunState) -> torch.Tensor:
+    """The batch's mean cross-entropy; in several processes, this rank's summed share × world / batch, so that
+    DDP's mean of the ranks' gradients is the global batch's mean's gradient, also for an uneven last batch."""
+    smoothing = run.config.label_smoothing
+    if not run.dist.active:
+        return nn.functional.cross_entropy(logits, y, label_smoothing=smoothing)
+    summed = nn.functional.cross_entropy(logits, y, label_smoothing=smoothing, reduction="sum")
+    return summed * run.dist.world / batch
 
 
 def _seed_everything(seed: int, device: torch.device) -> None:

@@ -13,6 +13,7 @@ from edgecnn.card import Lineage, ModelCard, config_hash
 from edgecnn.config import TrainConfig, config_to_dict
 from edgecnn.training.checkpoint import Checkpoint, capture_rng
 from edgecnn.training.data import DatasetBundle
+from edgecnn.training.distributed import ONE_PROCESS, Dist, gather_objects
 
 __all__ = ["RunState"]
 
@@ -35,6 +36,8 @@ class RunState:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)  # set once, after training
     position: dict[str, Any] | None = None  # mid-epoch: where the unfinished epoch is (see checkpoint.py)
+    dist: Dist = ONE_PROCESS  # this process's rank among the run's processes
+    net: nn.Module | None = None  # what forward runs through: the model, or DDP around it
 
     def card(self) -> ModelCard:
         chosen = self.history[self.best_epoch - 1] if self.best_epoch else {}
@@ -60,10 +63,16 @@ class RunState:
             best_epoch=self.best_epoch,
             last_state=last,
             optimizer_state=self.optimizer.state_dict(),
-            rng=capture_rng(self.shuffle, self.augment),
+            rng=self._rng(),
             history=tuple(self.history),
             position=self.position,
         )
+
+    def _rng(self) -> dict[str, Any]:
+        """This rank's RNG states; in several processes, rank 0's plus every rank's under "ranks" (a
+        collective: every rank calls it at the same step)."""
+        rng = capture_rng(self.shuffle, self.augment)
+        return {**rng, "ranks": gather_objects(rng, self.dist)} if self.dist.active else rng
 
     def keep_if_best(self) -> None:
         """After an epoch: remember its weights when it is the best so far on validation (accuracy, then
@@ -86,10 +95,12 @@ class RunState:
             self.shuffle.set_state(resumed["shuffle"])
         drawn_from = self.shuffle.get_state()
         order = torch.randperm(count, generator=self.shuffle).to(device)
+        loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
         if resumed is None:
-            zeros = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
-            return order, drawn_from, 0, *zeros
-        return order, drawn_from, resumed["batches"], resumed["loss_sum"].to(device), resumed["correct"].to(device)
+            return order, drawn_from, 0, loss_sum, correct
+        if self.dist.is_main:  # the saved sums are every rank's, all-reduced: rank 0 carries them on
+            loss_sum, correct = resumed["loss_sum"].to(device), resumed["correct"].to(device)
+        return order, drawn_from, resumed["batches"], loss_sum, correct
 
     def should_continue(self) -> bool:
         done = len(self.history)
