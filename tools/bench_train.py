@@ -9,6 +9,11 @@ round starts from the same freshly initialised weights. Only training steps are 
 ``samples_per_s`` excludes its test-set evaluation and file writes).
 
     .venv/bin/python tools/bench_train.py [--arch convnet5] [--rounds 5] [--samples 6000]
+
+With ``--nproc 1,2``: instead, edgecnn's trainer in 1 process × all cores' threads vs N processes sharing the
+cores (each cores/N threads, gloo, DDP), the same global batch, rounds alternating; each row a fresh
+`edgecnn train --nproc-per-node N` (training steps timed, as above, plus the wall time with start-up), written
+into BENCHMARKS.md ("Training in several processes") unless ``--no-write``.
 """
 
 from __future__ import annotations
@@ -69,13 +74,77 @@ def edgecnn_loop(arch: str, bundle, samples: int, seed: int) -> float:
         return fit(config, out, data=bundle).epochs[0]["samples_per_s"]
 
 
+def processes_run(arch: str, samples: int, nproc: int, seed: int, batch: int) -> tuple[float, float]:
+    """(samples/s of the training steps, wall seconds with start-up) of `edgecnn train --nproc-per-node`."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as out:
+        args = [
+            "--arch",
+            arch,
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "1",
+            "--limit-train",
+            str(samples),
+            "--seed",
+            str(seed),
+        ]
+        args += ["--batch-size", str(batch), "--val-size", "0", "--device", "cpu", "--out", out]
+        started = time.perf_counter()
+        code = "import sys; from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
+        subprocess.run([sys.executable, "-c", code, "train", *args, "--nproc-per-node", str(nproc)], check=True)
+        wall = time.perf_counter() - started
+        with open(os.path.join(out, "metrics.json")) as file:
+            return json.load(file)["epochs"][0]["samples_per_s"], wall
+
+
+def processes_table(args: argparse.Namespace) -> str:
+    counts = [int(n) for n in args.nproc.split(",")]
+    rates: dict[int, list[float]] = {n: [] for n in counts}
+    walls: dict[int, list[float]] = {n: [] for n in counts}
+    for r in range(args.rounds):
+        for n in counts:
+            rate, wall = processes_run(args.arch, args.samples, n, r, args.batch_size)
+            rates[n].append(rate)
+            walls[n].append(wall)
+            print(f"round {r + 1}: {n} process(es): {rate:,.0f} samples/s, {wall:.1f} s wall", flush=True)
+    base = statistics.median(rates[counts[0]])
+    lines = [
+        f"`.venv/bin/python tools/bench_train.py --nproc {args.nproc} --arch {args.arch} --samples {args.samples} "
+        f"--rounds {args.rounds}`; {os.cpu_count()} cores, torch {torch.__version__}, gloo; global batch "
+        f"{args.batch_size}; medians of {args.rounds} alternating rounds.",
+        "",
+        "| processes | threads each | samples/s (training steps) | × 1 process | wall s (with start-up) |",
+        "|---|---|---|---|---|",
+    ]
+    for n in counts:
+        rate = statistics.median(rates[n])
+        threads = max(1, (os.cpu_count() or 1) // n)
+        lines.append(f"| {n} | {threads} | {rate:,.0f} | {rate / base:.2f} | {statistics.median(walls[n]):.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="convnet5")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=6000, help="training images per round and loop")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--nproc", default=None, help="e.g. 1,2: processes instead of the tutorial comparison")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.nproc:
+        table = processes_table(args)
+        print(table)
+        if not args.no_write:
+            from benchmarks import write_section
+
+            write_section("train_nproc", "## Training in several processes", table)
+        return
     root = str(resolve_data_root(args.data_root))
     bundle = load_dataset("mnist", data_root=root)
     # fit evaluates on the test set after the epoch; a slice keeps rounds short (it is not timed)
