@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,10 @@ def train(
     config = _config(ctx, out_dir, resume, options)
     try:
         result = loop.fit(config, out_dir, resume=resume, progress=sys.stderr.isatty())
+    except distributed.PeerLost:
+        if os.environ.get(distributed.LAUNCHED):  # edgecnn's launcher says which process failed, in one line
+            ctx.exit(1)
+        raise
     except KeyboardInterrupt:
         saved = (Path(out_dir) / CHECKPOINT_NAME).is_file()
         hint = (

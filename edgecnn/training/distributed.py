@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,8 @@ __all__ = [
     "gather_objects",
     "launch",
     "restarted",
+    "PeerLost",
+    "LAUNCHED",
 ]
 
 
@@ -58,6 +61,11 @@ class Dist:
 
 
 ONE_PROCESS = Dist()
+LAUNCHED = "EDGECNN_LAUNCHED"  # set for the processes `edgecnn train --nproc-per-node` starts: it reports failures
+
+
+class PeerLost(TrainingError):
+    """Another process of the run died or stopped answering within the timeout."""
 
 
 def from_env(environ: dict[str, str] | None = None) -> Dist:
@@ -98,8 +106,19 @@ def process_group(dist: Dist, device: torch.device, timeout: float) -> Iterator[
         raise TrainingError(f"cannot join the process group ({backend}): {describe(exc)}") from exc
     try:
         yield
+    except RuntimeError as exc:  # DDP's own collectives (in backward) fail as RuntimeErrors naming gloo/NCCL
+        if isinstance(exc, PeerLost) or not _peer_failure(exc):
+            raise
+        raise PeerLost(f"rank {dist.rank}: a peer process is gone or timed out ({describe(exc)})") from exc
     finally:
         torch_dist.destroy_process_group()
+
+
+def _peer_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return isinstance(exc, torch_dist.DistBackendError) or any(
+        mark in text for mark in ("gloo", "NCCL", "Connection reset", "Connection closed", "imed out")
+    )
 
 
 def wrap_model(model: torch.nn.Module, device: torch.device, dist: Dist, *, sync_batchnorm: bool) -> torch.nn.Module:
@@ -136,7 +155,7 @@ def all_reduce_sum(tensor: torch.Tensor, dist: Dist) -> torch.Tensor:
         try:
             torch_dist.all_reduce(tensor)
         except (RuntimeError, torch_dist.DistBackendError) as exc:
-            raise TrainingError(f"rank {dist.rank}: a peer process is gone or timed out ({describe(exc)})") from exc
+            raise PeerLost(f"rank {dist.rank}: a peer process is gone or timed out ({describe(exc)})") from exc
     return tensor
 
 
@@ -158,6 +177,9 @@ def launch(nproc: int, argv: Sequence[str], *, max_restarts: int = 0) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    if not logging.getLogger("edgecnn").isEnabledFor(logging.DEBUG):  # -v shows the agent's own log
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failure is our one line
+
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -168,10 +190,11 @@ def launch(nproc: int, argv: Sequence[str], *, max_restarts: int = 0) -> None:
         max_restarts=max_restarts,
         monitor_interval=0.5,
     )
+    os.environ[LAUNCHED] = "1"  # the processes inherit it
     try:
         elastic_launch(config, sys.executable)("-m", "edgecnn", *argv)
     except ChildFailedError as exc:
-        rank, failure = next(iter(exc.failures.items()))
+        rank, failure = exc.get_first_failure()  # the earliest: the cause, not the peers it took down
         raise TrainingError(
             f"training process {rank} failed ({failure.message or 'exit ' + str(failure.exitcode)})"
         ) from exc
