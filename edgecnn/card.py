@@ -146,9 +146,9 @@ class ModelCard:
         )
 
 
-# Settings that do not change the model: where the data lies (the data checksum covers the data itself) and
-# how often the run checkpoints. Left out of the hash, so they never make one model look like two.
-_NOT_THE_MODEL = ("data_root", "checkpoint_every", "dist_timeout")
+# Settings that do not change the model: where the data lies (the data checksum covers the data itself), how
+# often the run checkpoints, how it waits and reads. Left out of the hash, so they never make one model look like two.
+_NOT_THE_MODEL = ("data_root", "checkpoint_every", "dist_timeout", "max_memory_gb", "workers")
 
 
 def config_hash(config_dict: Mapping[str, Any]) -> str:

@@ -86,6 +86,10 @@ class TrainConfig:
     #   not the global batch's (SyncBatchNorm): a little faster, no longer one process's math
     dist_timeout: float = 120.0  # seconds a process waits for a peer in a collective before the run fails
     #   (torch's default is 30 minutes: a dead peer would hang the others that long)
+    max_memory_gb: float | None = None  # an image folder whose decoded images would take more on this machine
+    #   (each process its copy) is read from disk batch by batch; None: half the RAM available; 0: always
+    workers: int | None = None  # processes decoding an image folder (its scan; its batches when on disk);
+    #   None: this process's share of the cores, 1 to 4; 0: in the training process itself
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

@@ -40,6 +40,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "shape": (1, 8192),
     "checkpoint_every": (1, 10**9),
     "dist_timeout": (1.0, 86_400.0),
+    "max_memory_gb": (0.0, 2.0**30),
+    "workers": (0, 256),
     "port": (0, 65_535),
     "max_batch": (1, 4096),
     "max_delay_ms": (0.0, 10_000.0),

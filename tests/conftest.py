@@ -59,6 +59,14 @@ def blocking_prelude(modules: tuple[str, ...] = TRAINING_SIDE) -> str:
     return "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in modules)
 
 
+def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc-per-node 2 -m edgecnn train ARGS`` (gloo on the CPU)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return subprocess.run(
+        [*command, "-m", "edgecnn", "train", *args], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+
+
 def run_cli(
     *args: str,
     env: dict[str, str] | None = None,

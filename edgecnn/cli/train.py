@@ -42,6 +42,9 @@ TRAIN_HELP = {
     "checkpoint_every": "Also checkpoint every N optimizer steps, mid-epoch (--resume continues exactly from it).",
     "local_batchnorm": "Several processes: BatchNorm statistics per process, not the global batch's.",
     "dist_timeout": "Several processes: seconds to wait for a peer before the run fails.",
+    "max_memory_gb": "An image folder larger than this decoded is read from disk batch by batch (default: half "
+    "the available RAM; 0: always).",
+    "workers": "Processes decoding an image folder (default: this process's share of the cores, up to 4).",
 }
 _OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}"
 

@@ -1,4 +1,5 @@
-"""Datasets: MNIST, Fashion-MNIST and a user's image folder, held in memory as uint8 tensors.
+"""Datasets: MNIST, Fashion-MNIST and a user's image folder, held in memory as uint8 tensors (a folder over
+the memory budget stays on disk: folders.py).
 
 MNIST-sized sets fit in memory many times over, so instead of decoding one PIL image per item through a
 DataLoader (the tutorials' loop) we decode once through torchvision and slice batches from a tensor.
@@ -14,12 +15,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from edgecnn.card import Normalization
 from edgecnn.config import TrainConfig, resolve_data_root
 from edgecnn.errors import DataError, describe
+
+if TYPE_CHECKING:
+    from edgecnn.training.scan import FolderImages
 
 __all__ = [
     "Normalization",
@@ -47,12 +52,14 @@ _BUILTIN_NORMALIZATION = {
 @dataclass(frozen=True)
 class DatasetBundle:
     name: str
-    train_images: torch.Tensor  # uint8, N×C×H×W
+    train_images: torch.Tensor | FolderImages  # uint8, N×C×H×W (an image folder over the budget: on disk)
     train_labels: torch.Tensor  # int64, N
-    test_images: torch.Tensor
+    test_images: torch.Tensor | FolderImages
     test_labels: torch.Tensor
     class_names: tuple[str, ...]
     normalization: Normalization
+    lineage: str | None = None  # an image folder's checksum, from its scan (folders.py)
+    skipped: tuple[tuple[str, str], ...] = ()  # an image folder's unreadable files and why, left out
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -61,6 +68,8 @@ class DatasetBundle:
 
     def checksum(self) -> str:
         """SHA-256 of both splits' pixels and labels: the card's data lineage."""
+        if self.lineage is not None:
+            return self.lineage
         digest = hashlib.sha256()
         for tensor in (self.train_images, self.train_labels, self.test_images, self.test_labels):
             digest.update(tensor.contiguous().numpy().tobytes())
@@ -80,8 +89,12 @@ def load_dataset(
     image_size: int = 28,
     test_fraction: float = 0.2,
     seed: int = 0,
+    max_memory_gb: float | None = None,
+    workers: int | None = None,
 ) -> DatasetBundle:
-    """Load ``mnist``, ``fashion-mnist`` or an image folder (one sub-folder per class)."""
+    """Load ``mnist``, ``fashion-mnist`` or an image folder (one sub-folder per class; held in memory up to
+    ``max_memory_gb`` — None: half the available RAM — else read from disk batch by batch, decoded in
+    ``workers`` processes — None: as many as this process's share of the cores, up to 4)."""
     if dataset in BUILTIN_DATASETS:
         return _load_builtin(dataset, resolve_data_root(data_root))
     path = Path(dataset).expanduser()
@@ -94,7 +107,22 @@ def load_dataset(
     resolved = path.resolve()
     if resolved == Path("/") or any(resolved == Path(d) or Path(d) in resolved.parents for d in _SYSTEM_DIRS):
         raise DataError(f"dataset {dataset!r} resolves to {resolved}, a system folder, not images", path=path)
-    return _load_image_folder(path, image_size=image_size, test_fraction=test_fraction, seed=seed)
+    from edgecnn.training.folders import load_image_folder
+
+    return load_image_folder(
+        path,
+        image_size=image_size,
+        test_fraction=test_fraction,
+        seed=seed,
+        max_memory_gb=max_memory_gb,
+        workers=default_workers() if workers is None else workers,
+    )
+
+
+def default_workers() -> int:
+    """DataLoader workers: this process's share of the cores (torchrun's LOCAL_WORLD_SIZE), 1 to 4."""
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(4, (os.cpu_count() or 1) // local))
 
 
 def load_dataset_for(config: TrainConfig, data_root: str | os.PathLike[str] | None = None) -> DatasetBundle:
@@ -105,6 +133,8 @@ def load_dataset_for(config: TrainConfig, data_root: str | os.PathLike[str] | No
         image_size=config.image_size,
         test_fraction=config.test_fraction,
         seed=config.seed,
+        max_memory_gb=config.max_memory_gb,
+        workers=config.workers,
     )
 
 
@@ -142,90 +172,6 @@ def _builtin_split(cls: type, root: Path, train: bool):  # -> torchvision.datase
             return cls(str(root), train=train, download=True)
 
 
-def _load_image_folder(root: Path, *, image_size: int, test_fraction: float, seed: int) -> DatasetBundle:
-    """``root/train/<class>/*`` + ``root/test/<class>/*`` (or ``val/``), else ``root/<class>/*`` split
-    into a seeded, class-stratified test share. Grayscale when every sampled image is grey, else RGB."""
-    split_dirs = [root / "train", next((root / d for d in ("test", "val") if (root / d).is_dir()), None)]
-    if split_dirs[0].is_dir() and split_dirs[1] is not None:
-        train_set, test_set = (_image_folder(d) for d in split_dirs)
-        if train_set.classes != test_set.classes:
-            raise DataError(
-                f"{split_dirs[0]} and {split_dirs[1]} hold different class folders: "
-                f"{train_set.classes} vs {test_set.classes}"
-            )
-        channels = _guess_channels([p for p, _ in train_set.samples])
-        train_x, train_y = _decode(train_set, channels, image_size)
-        test_x, test_y = _decode(test_set, channels, image_size)
-    else:
-        full = _image_folder(root)
-        channels = _guess_channels([p for p, _ in full.samples])
-        images, labels = _decode(full, channels, image_size)
-        test_idx = _stratified_holdout(labels, test_fraction, seed)
-        keep = torch.ones(len(labels), dtype=torch.bool)
-        keep[test_idx] = False
-        train_x, train_y, test_x, test_y = images[keep], labels[keep], images[test_idx], labels[test_idx]
-    pixels = train_x.float().div(255).transpose(0, 1).reshape(channels, -1)
-    std = pixels.std(dim=1).clamp_min(1e-3)  # a constant-colour set must not divide by zero
-    return DatasetBundle(
-        name=str(root),
-        train_images=train_x,
-        train_labels=train_y,
-        test_images=test_x,
-        test_labels=test_y,
-        class_names=tuple(train_set.classes if "train_set" in locals() else full.classes),
-        normalization=Normalization(
-            tuple(round(float(m), 4) for m in pixels.mean(dim=1)), tuple(round(float(s), 4) for s in std)
-        ),
-    )
-
-
-def _image_folder(root: Path):  # -> torchvision.datasets.ImageFolder
-    from torchvision import datasets
-
-    try:
-        folder = datasets.ImageFolder(str(root))
-    except (FileNotFoundError, OSError) as exc:
-        raise DataError(f"{root}: {describe(exc)}; expected one sub-folder of images per class", path=root) from exc
-    if len(folder.classes) < 2:
-        raise DataError(f"{root}: found {len(folder.classes)} class folder(s); a classifier needs at least 2")
-    return folder
-
-
-def _guess_channels(paths: list[str], sample: int = 64) -> int:
-    import numpy as np
-    from PIL import Image
-
-    step = max(1, len(paths) // sample)
-    for path in paths[::step]:
-        rgb = np.asarray(_open_image(path, Image).convert("RGB"))
-        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
-            return 3
-    return 1
-
-
-def _open_image(path: str, image_module):  # -> PIL.Image.Image
-    try:
-        image = image_module.open(path)
-        image.load()
-        return image
-    except (OSError, ValueError, image_module.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {describe(exc)}", path=path) from exc
-
-
-def _decode(folder, channels: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image of an ImageFolder → uint8 N×C×S×S (bilinear resize, as torchvision's Resize)."""
-    import numpy as np
-    from PIL import Image
-
-    mode = "L" if channels == 1 else "RGB"
-    arrays = []
-    for path, _ in folder.samples:
-        image = _open_image(path, Image).convert(mode).resize((image_size, image_size), Image.BILINEAR)
-        arrays.append(np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels))
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(folder.targets, dtype=torch.long)
-
-
 def split_validation(labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Training and validation indices of a training set: exactly ``size`` images (None: 1/12, at most
     5,000; 0: none) held out, each class in proportion (largest remainders, at least one per class),
@@ -257,21 +203,6 @@ def split_validation(labels: torch.Tensor, size: int | None, seed: int) -> tuple
 
 
 _VALIDATION_SALT = 0x5EED  # the validation draw must not be the image folder's test draw with the same seed
-
-
-def _stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a seeded share taken from each class (at least one image per class)."""
-    generator = torch.Generator().manual_seed(seed)
-    picked = []
-    for cls in labels.unique():
-        members = (labels == cls).nonzero().flatten()
-        if len(members) < 2:
-            raise DataError(
-                f"class {int(cls)} has {len(members)} image(s); each class needs at least 2 to hold one out for testing"
-            )
-        count = max(1, round(len(members) * fraction))
-        picked.append(members[torch.randperm(len(members), generator=generator)[:count]])
-    return torch.cat(picked).sort().values
 
 
 def split_for_training(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecnn.training.data import DatasetBundle
+from edgecnn.training.batches import Unreadable, load_batches
+from edgecnn.training.data import DatasetBundle, default_workers
 from edgecnn.training.distributed import ONE_PROCESS, Dist, all_reduce_sum
+from edgecnn.training.scan import FolderImages
 
 __all__ = ["evaluate"]
 
@@ -16,21 +18,24 @@ __all__ = ["evaluate"]
 def evaluate(
     model: nn.Module,
     data: DatasetBundle,
-    images: torch.Tensor,
+    images: torch.Tensor | FolderImages,
     labels: torch.Tensor,
     *,
     batch_size: int = 1000,
     dist: Dist = ONE_PROCESS,
+    workers: int | None = None,
+    unreadable: Unreadable | None = None,
 ) -> tuple[float, float, list[list[int]]]:
-    """Mean cross-entropy, accuracy and the confusion matrix (rows true, columns predicted)."""
+    """Mean cross-entropy, accuracy and the confusion matrix (rows true, columns predicted) of the images read."""
     model.eval()
-    classes, n = len(data.class_names), len(labels)
-    images, labels = dist.shard(images), dist.shard(labels)
+    classes = len(data.class_names)
+    share = dist.shard(torch.arange(len(labels), device=labels.device))
+    batches = [share[start : start + batch_size] for start in range(0, len(share), batch_size)]
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     loss_sum = torch.zeros((), dtype=torch.float64)
-    for start in range(0, len(labels), batch_size):
-        x = data.normalize(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
-        y = labels[start : start + batch_size]
+    device, workers = labels.device, default_workers() if workers is None else workers
+    for pixels, y in load_batches(images, labels, batches, device=device, workers=workers, unreadable=unreadable):
+        x = data.normalize(pixels).contiguous(memory_format=torch.channels_last)
         logits = model(x)
         loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
         confusion += torch.bincount((y * classes + logits.argmax(1)).cpu(), minlength=classes * classes).view(
@@ -38,4 +43,5 @@ def evaluate(
         )
     all_reduce_sum(loss_sum, dist)
     all_reduce_sum(confusion, dist)
+    n = max(1, int(confusion.sum()))
     return round(float(loss_sum) / n, 6), round(int(confusion.trace()) / n, 6), confusion.tolist()

@@ -1,17 +1,15 @@
 """fit / evaluate / checkpoint / resume. No click, no argparse: callers pass a :class:`TrainConfig`.
 
-Speed comes from three choices measured against the tutorials' loop (tools/bench_train.py): the data
-sits in memory as one uint8 tensor (no per-item PIL decode), the net and its input use channels-last
-memory (faster oneDNN convolutions), and Adam/SGD use their fused kernels.
+Speed comes from choices measured against the tutorials' loop (tools/bench_train.py): the data sits in memory
+as one uint8 tensor (no per-item PIL decode; a folder over the memory budget is read by DataLoader workers,
+batches.py), the net and its input use channels-last memory, and Adam/SGD use their fused kernels.
 
 Model selection: a validation split carved from the training set (``val_size``) picks the epoch that is
 kept and stops the run early (``patience``). The test set is used once, after training, for the final
 figure: it never reaches a choice.
 
-Determinism: every RNG the run touches (torch's global one for init and dropout, a dedicated shuffle
-generator, the augmentation's, numpy's and Python's) is seeded from ``config.seed`` and saved in each
-epoch's checkpoint, and the learning rate is a function of the step, so ``resume`` continues exactly where
-an uninterrupted run would be.
+Determinism: every RNG the run touches is seeded from ``config.seed`` and saved in each checkpoint, and the
+learning rate is a function of the step, so ``resume`` continues exactly where an uninterrupted run would be.
 """
 
 from __future__ import annotations
@@ -38,9 +36,10 @@ from edgecnn.errors import ConfigError, DeviceError, ModelFileError, TrainingErr
 from edgecnn.files import CHECKPOINT_NAME
 from edgecnn.training.architectures import create, get_arch
 from edgecnn.training.augment import augment_batch
+from edgecnn.training.batches import load_batches
 from edgecnn.training.checkpoint import Checkpoint, load_checkpoint, load_weights, restore_rng, save_checkpoint
-from edgecnn.training.data import DatasetBundle, load_dataset_for, split_for_training
-from edgecnn.training.distributed import Dist, all_reduce_sum, from_env, process_group, wrap_model
+from edgecnn.training.data import DatasetBundle, default_workers, load_dataset_for, split_for_training
+from edgecnn.training.distributed import Dist, all_reduce_sum, from_env, gather_objects, process_group, wrap_model
 from edgecnn.training.evaluate import evaluate
 from edgecnn.training.init import apply_initial_weights, load_initial_weights
 from edgecnn.training.reports import write_reports
@@ -52,7 +51,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["TrainResult", "fit", "evaluate", "resume_config", "resolve_device", "RESUMABLE_FIELDS"]
 
 # Fields a resumed run may change; anything else would make the resumed run a different run.
-RESUMABLE_FIELDS = ("epochs", "device", "data_root", "checkpoint_every", "dist_timeout")
+RESUMABLE_FIELDS = ("epochs", "device", "data_root", "checkpoint_every", "dist_timeout", "max_memory_gb", "workers")
 StepHook = Callable[[int, int], None]  # (epoch, step) after each optimizer step
 RANK_STRIDE = 1_000_003  # rank r's augmentation and dropout seeds: seed + r × this (a prime: no rank shares one)
 
@@ -66,6 +65,7 @@ class TrainResult:
     best_epoch: int
     test_accuracy: float
     confusion: list[list[int]]
+    unreadable: tuple[tuple[str, str], ...] = ()  # an image folder's files left out, and why
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -73,6 +73,7 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "val_accuracy": self.card.metrics.get("val_accuracy"),
             "test_accuracy": self.test_accuracy,
+            "unreadable_images": len(self.unreadable),
             "epochs": self.epochs,
         }
 
@@ -123,10 +124,11 @@ def fit(
             save()
         model, confusion = _test_once(run)
         save()
+        unreadable = [*run.data.skipped, *sum(gather_objects(run.unreadable, dist), [])]
     if dist.is_main:
-        write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device)
-    card = run.card()
-    return TrainResult(out, model, card, run.history, run.best_epoch, run.test["test_accuracy"], confusion)
+        write_reports(out, config, run.data, model, run.history, run.card().metrics, confusion, run.device, unreadable)
+    card, accuracy = run.card(), run.test["test_accuracy"]
+    return TrainResult(out, model, card, run.history, run.best_epoch, accuracy, confusion, tuple(unreadable))
 
 
 def _test_once(run: RunState) -> tuple[nn.Module, list[list[int]]]:
@@ -134,7 +136,7 @@ def _test_once(run: RunState) -> tuple[nn.Module, list[list[int]]]:
     model = copy.deepcopy(run.model)
     load_weights(model, run.best_state, what=f"the chosen weights of {run.config.arch}")
     test_x, test_y = run.data.test_images.to(run.device), run.data.test_labels.to(run.device)
-    loss, accuracy, confusion = evaluate(model, run.data, test_x, test_y, dist=run.dist)
+    loss, accuracy, confusion = evaluate(model, run.data, test_x, test_y, **run.reading)
     run.test = {"test_loss": loss, "test_accuracy": accuracy}
     return model.eval().to(memory_format=torch.contiguous_format), confusion  # channels-last was for speed
 
@@ -160,7 +162,7 @@ def _run_epoch(
         )
     record = {"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"]}
     if len(val[1]):
-        record["val_loss"], record["val_accuracy"], _ = evaluate(run.model, run.data, *val, dist=run.dist)
+        record["val_loss"], record["val_accuracy"], _ = evaluate(run.model, run.data, *val, **run.reading)
     record["seconds"] = round(time.perf_counter() - started, 3)
     record["train_seconds"] = round(train_seconds, 3)
     record["samples_per_s"] = round(len(train[1]) / train_seconds, 1)
@@ -190,7 +192,8 @@ def _start(config: TrainConfig, data: DatasetBundle | None, dist: Dist, *, init:
         torch.manual_seed(config.seed + RANK_STRIDE * dist.rank)
     augment = torch.Generator().manual_seed(config.seed + 1 + RANK_STRIDE * dist.rank)  # each rank its own draws
     shuffle = torch.Generator().manual_seed(config.seed)  # every rank the same order
-    return RunState(config, data, device, model, optimizer, shuffle, augment, dist=dist, net=net)
+    workers = default_workers() if config.workers is None else config.workers
+    return RunState(config, data, device, model, optimizer, shuffle, augment, dist=dist, net=net, workers=workers)
 
 
 def _restore(run: RunState, saved: Checkpoint) -> None:
@@ -224,13 +227,16 @@ def _train_epoch(
     model, optimizer, config, dist = run.net or run.model, run.optimizer, run.config, run.dist
     model.train()
     order, drawn_from, done, loss_sum, correct = run.epoch_order(len(labels), labels.device)
-    batches = range(done * config.batch_size, len(labels), config.batch_size)
-    for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False):
+    starts = range(done * config.batch_size, len(labels), config.batch_size)
+    shares = [dist.shard(order[start : start + config.batch_size]) for start in starts]  # this rank's share of each
+    read = load_batches(images, labels, shares, device=run.device, workers=run.workers, unreadable=run.unreadable)
+    shown = tqdm(
+        read, total=len(starts), desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False
+    )
+    for start, (pixels, y) in zip(starts, shown, strict=True):
         batch = order[start : start + config.batch_size]
-        idx = dist.shard(batch)  # this rank's share of the global batch
-        x = augment_batch(images[idx], config.augment, run.augment)
+        x = augment_batch(pixels, config.augment, run.augment)
         x = run.data.normalize(x).contiguous(memory_format=torch.channels_last)
-        y = labels[idx]
         logits = model(x)
         loss = _loss(logits, y, len(batch), run)
         optimizer.zero_grad(set_to_none=True)
@@ -241,15 +247,22 @@ def _train_epoch(
         loss_sum += loss.detach() * len(batch) / dist.world  # no .item() per step: it would sync a GPU
         correct += (logits.argmax(1) == y).sum()
         if config.checkpoint_every and run.step % config.checkpoint_every == 0 and start + len(batch) < len(labels):
-            sums = [all_reduce_sum(t.detach().clone(), dist).cpu() for t in (loss_sum, correct)]  # rank 0 holds them
-            run.position = {"batches": start // config.batch_size + 1, "shuffle": drawn_from}
-            run.position |= {"loss_sum": sums[0], "correct": sums[1]}
-            save()  # mid-epoch: a killed run resumes from here exactly
-            run.position = None
+            position = {"batches": start // config.batch_size + 1, "shuffle": drawn_from}
+            _save_mid_epoch(run, position, loss_sum, correct, save)
         if on_step is not None:
             on_step(epoch, run.step)
     loss_sum, correct = all_reduce_sum(loss_sum, dist), all_reduce_sum(correct, dist)
     return round(float(loss_sum) / len(labels), 6), round(int(correct) / len(labels), 6)
+
+
+def _save_mid_epoch(
+    run: RunState, position: dict[str, Any], loss_sum: torch.Tensor, correct: torch.Tensor, save: Callable[[], None]
+) -> None:
+    """A checkpoint a killed run resumes from exactly: where the epoch is, and its running sums (all-reduced)."""
+    sums = [all_reduce_sum(t.detach().clone(), run.dist).cpu() for t in (loss_sum, correct)]  # rank 0 holds them
+    run.position = {**position, "loss_sum": sums[0], "correct": sums[1]}
+    save()
+    run.position = None
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, batch: int, run: RunState) -> torch.Tensor:

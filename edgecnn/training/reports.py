@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,10 @@ def write_reports(
     metrics: Mapping[str, float],
     confusion: list[list[int]],
     device: torch.device,
+    unreadable: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """``metrics`` are the card's: the chosen epoch's validation figures and the test set's, measured once."""
+    """``metrics`` are the card's: the chosen epoch's validation figures and the test set's, measured once;
+    ``unreadable``: the image folder's files left out (at its scan or mid-run) and why."""
     write_json(
         out / METRICS_NAME,
         {
@@ -42,6 +44,7 @@ def write_reports(
             "best_epoch": int(metrics["best_epoch"]),
             **{k: metrics[k] for k in ("val_accuracy", "val_loss", "test_accuracy", "test_loss") if k in metrics},
             "confusion": confusion,
+            "unreadable_images": {"count": len(unreadable), "files": [{"path": p, "error": e} for p, e in unreadable]},
         },
     )
     title = f"{config.arch} on {Path(data.name).name}"

@@ -38,6 +38,13 @@ class RunState:
     position: dict[str, Any] | None = None  # mid-epoch: where the unfinished epoch is (see checkpoint.py)
     dist: Dist = ONE_PROCESS  # this process's rank among the run's processes
     net: nn.Module | None = None  # what forward runs through: the model, or DDP around it
+    workers: int = 0  # DataLoader workers reading an image folder left on disk (folders.py)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # files that failed mid-run (batches.py)
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        """evaluate()'s settings for this run: its processes, its workers, where unreadable files are counted."""
+        return {"dist": self.dist, "workers": self.workers, "unreadable": self.unreadable}
 
     def card(self) -> ModelCard:
         chosen = self.history[self.best_epoch - 1] if self.best_epoch else {}

@@ -12,18 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, torchrun
 
 from edgecnn.training.checkpoint import load_checkpoint
 
 RUN = ["--dataset", "mnist", "--epochs", "1", "--limit-train", "2000", "--val-size", "500", "--device", "cpu"]
-
-
-def _torchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    return subprocess.run(
-        [*command, "-m", "edgecnn", "train", *args], capture_output=True, text=True, cwd=REPO, timeout=600
-    )
 
 
 def _max_difference(a: Path, b: Path) -> float:
@@ -34,7 +27,7 @@ def _max_difference(a: Path, b: Path) -> float:
 def test_two_processes_under_torchrun_train_the_weights_one_process_trains(tmp_path):
     # tiny has neither BatchNorm nor dropout: 2 × 50 images per step must be 1 × 100, to float rounding
     one = run_cli("train", "--arch", "tiny", *RUN, "--out", str(tmp_path / "one"))
-    two = _torchrun("--arch", "tiny", *RUN, "--out", str(tmp_path / "two"))
+    two = torchrun("--arch", "tiny", *RUN, "--out", str(tmp_path / "two"))
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert _max_difference(tmp_path / "one", tmp_path / "two") <= 1e-5
     first, second = load_checkpoint(tmp_path / "one").history[0], load_checkpoint(tmp_path / "two").history[0]

@@ -1,0 +1,183 @@
+"""The scan of an image folder: every file decoded once, exactly as training sees it, in DataLoader workers.
+
+Per image it keeps what does not depend on where the pixels then live: whether the file could be read (an
+unreadable one is named in a warning, skipped and counted in metrics.json — never a crash at image 40,000),
+its pixel sums (for the training split's mean and std, exact in integers) and a digest (the card's lineage);
+and the pixels themselves only when the folder is to be held in memory. Otherwise the images stay on disk as
+:class:`FolderImages`, which training reads batch by batch (batches.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgecnn.errors import DataError, describe
+
+__all__ = ["DataWarning", "FolderImages", "Scan", "decode_image", "guess_channels", "scan_folder"]
+
+
+class DataWarning(UserWarning):
+    """Something in a dataset was left out (an unreadable image in a user's folder); the run goes on."""
+
+
+_NAMED = 5  # unreadable files named in the warning (all of them go to metrics.json)
+
+
+class FolderImages:
+    """uint8 N×C×S×S images left on disk: indexing gives a view (no decoding), :meth:`decode` reads one."""
+
+    def __init__(self, paths: tuple[str, ...], channels: int, size: int) -> None:
+        self.paths, self.channels, self.size = paths, channels, size
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.paths), self.channels, self.size, self.size))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: slice | torch.Tensor | list[int]) -> FolderImages:
+        if isinstance(index, slice):
+            return FolderImages(self.paths[index], self.channels, self.size)
+        picked = torch.as_tensor(index).flatten().tolist()
+        return FolderImages(tuple(self.paths[i] for i in picked), self.channels, self.size)
+
+    def to(self, *_args: object, **_kwargs: object) -> FolderImages:
+        """On disk whatever the device: each batch moves to it as it is read."""
+        return self
+
+    def decode(self, i: int) -> np.ndarray:
+        return decode_image(self.paths[i], self.channels, self.size)
+
+    def numpy(self) -> np.ndarray:
+        """Every image, decoded (the whole view in memory: for the few a parity check or calibration takes)."""
+        out = np.empty(tuple(self.shape), dtype=np.uint8)
+        for i in range(len(self)):
+            out[i] = self.decode(i)
+        return out
+
+
+def decode_image(path: str, channels: int, size: int) -> np.ndarray:
+    """One file → uint8 C×S×S, as training sees it (grey or RGB, bilinear resize as torchvision's Resize)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            resized = image.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {describe(exc)}", path=path) from exc
+    return np.asarray(resized, dtype=np.uint8).reshape(size, size, channels).transpose(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the scan of one folder found, for its readable files (in listing order)."""
+
+    paths: tuple[str, ...]
+    labels: torch.Tensor  # int64 N
+    sums: np.ndarray  # int64 N×C: each image's pixel sum per channel
+    squares: np.ndarray  # int64 N×C: … and sum of squares
+    digests: tuple[bytes, ...]  # SHA-256 of each image's uint8 C×S×S pixels
+    skipped: tuple[tuple[str, str], ...]  # (file, why) of the files that could not be read
+    images: torch.Tensor | FolderImages  # uint8 N×C×S×S in memory, or left on disk
+
+    def take(self, index: torch.Tensor) -> Scan:
+        """The images at ``index`` (the same order), e.g. the training share of a folder split here."""
+        keep = index.tolist()
+        return Scan(
+            tuple(self.paths[i] for i in keep),
+            self.labels[index],
+            self.sums[keep],
+            self.squares[keep],
+            tuple(self.digests[i] for i in keep),
+            self.skipped,
+            self.images[index],
+        )
+
+
+class _Decoded(torch.utils.data.Dataset):
+    def __init__(self, samples: list[tuple[str, int]], channels: int, size: int, keep: bool) -> None:
+        self.samples, self.channels, self.size, self.keep = samples, channels, size, keep
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, bytes, str | None]:
+        try:
+            pixels = decode_image(self.samples[i][0], self.channels, self.size)
+        except DataError as exc:
+            return None, np.zeros(0), np.zeros(0), b"", str(exc)
+        wide = pixels.reshape(self.channels, -1).astype(np.int64)
+        digest = hashlib.sha256(pixels.tobytes()).digest()
+        return pixels if self.keep else None, wide.sum(1), (wide * wide).sum(1), digest, None
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
+def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Scan:
+    """Decode every file once (in ``workers`` processes; 0: here), keeping the pixels only when ``keep``."""
+    loader = torch.utils.data.DataLoader(
+        _Decoded(samples, channels, size, keep), batch_size=64, num_workers=workers, collate_fn=_as_list
+    )
+    kept, pixels, sums, squares, digests, skipped = [], [], [], [], [], []
+    position = 0
+    for chunk in loader:
+        for image, total, square, digest, error in chunk:
+            path, label = samples[position]
+            position += 1
+            if error is not None:
+                skipped.append((path, error.removeprefix(f"cannot read image {path}: ")))
+                continue
+            kept.append((path, label))
+            sums.append(total)
+            squares.append(square)
+            digests.append(digest)
+            if keep:
+                pixels.append(image)
+    _warn_skipped(skipped, len(samples))
+    paths = tuple(p for p, _ in kept)
+    images: torch.Tensor | FolderImages = (
+        torch.from_numpy(np.stack(pixels)) if keep and pixels else FolderImages(paths, channels, size)
+    )
+    return Scan(
+        paths,
+        torch.tensor([label for _, label in kept], dtype=torch.long),
+        np.array(sums, dtype=np.int64).reshape(-1, channels),
+        np.array(squares, dtype=np.int64).reshape(-1, channels),
+        tuple(digests),
+        tuple(skipped),
+        images,
+    )
+
+
+def _warn_skipped(skipped: list[tuple[str, str]], total: int) -> None:
+    if not skipped or os.environ.get("RANK", "0") != "0":  # several processes: rank 0 speaks for them
+        return
+    named = "; ".join(f"{path} ({why})" for path, why in skipped[:_NAMED])
+    more = f" and {len(skipped) - _NAMED} more (all in metrics.json)" if len(skipped) > _NAMED else ""
+    warnings.warn(f"skipped {len(skipped)} of {total} image(s) that cannot be read: {named}{more}", DataWarning, 2)
+
+
+def guess_channels(paths: list[str], sample: int = 64) -> int:
+    """3 when any of about ``sample`` evenly spaced readable images has colour, else 1 (grey)."""
+    from PIL import Image
+
+    step = max(1, len(paths) // sample)
+    for path in paths[::step]:
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # the scan names it
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+            return 3
+    return 1

@@ -1,0 +1,133 @@
+"""A user's image folder of PNG files written from real Fashion-MNIST test images, with unreadable files among
+them: the unreadable ones named, skipped and counted; over the memory budget the folder is read from disk batch
+by batch (DataLoader workers) and gives the same pixels, statistics, lineage and trained weights as in memory —
+in one process and in two."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, torchrun
+from PIL import Image
+
+from edgecnn.config import TrainConfig
+from edgecnn.training.checkpoint import load_checkpoint
+from edgecnn.training.data import load_dataset
+from edgecnn.training.loop import fit
+from edgecnn.training.scan import DataWarning, FolderImages
+
+PER_CLASS = 40
+TRAIN = ["--arch", "fashion_bn", "--epochs", "1", "--batch-size", "50", "--val-size", "60", "--device", "cpu"]
+
+
+def _write(root: Path, fashion, *, rgb: bool, side: int = 28) -> list[Path]:
+    """PER_CLASS real images per class as PNG files, then three files no decoder reads: a PNG cut in half, text
+    named .png and an empty .jpg. Returns the unreadable ones."""
+    for c in range(10):
+        (root / f"class_{c}").mkdir(parents=True)
+        for i in (fashion.test_labels == c).nonzero().flatten()[:PER_CLASS].tolist():
+            pixels = fashion.test_images[i, 0].numpy()
+            colour = np.stack([pixels, pixels // 2, 255 - pixels], -1) if rgb else pixels
+            Image.fromarray(colour).resize((side, side)).save(root / f"class_{c}" / f"{i:05d}.png")
+    whole = next((root / "class_3").iterdir()).read_bytes()
+    broken = [root / "class_3" / "cut.png", root / "class_5" / "notes.png", root / "class_7" / "empty.jpg"]
+    broken[0].write_bytes(whole[: len(whole) // 2])
+    broken[1].write_text("not an image")
+    broken[2].write_bytes(b"")
+    return broken
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, fashion) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("photos")
+    return root, _write(root, fashion, rgb=False)
+
+
+def _pixels(images: torch.Tensor | FolderImages) -> np.ndarray:
+    return images.numpy()
+
+
+def test_a_folder_over_the_budget_stays_on_disk_with_the_same_pixels_statistics_and_lineage(tmp_path, fashion):
+    broken = _write(tmp_path, fashion, rgb=True, side=40)
+    with pytest.warns(DataWarning, match=r"skipped 3 of 403 image\(s\)") as caught:
+        held = load_dataset(str(tmp_path), image_size=32, seed=3)
+        left = load_dataset(str(tmp_path), image_size=32, seed=3, max_memory_gb=0, workers=2)
+    assert all(str(broken[0]) in str(w.message) for w in caught)  # the files are named
+    assert isinstance(held.train_images, torch.Tensor) and isinstance(left.train_images, FolderImages)
+    assert held.input_shape == left.input_shape == (3, 32, 32)
+    for split in ("train", "test"):
+        assert np.array_equal(_pixels(getattr(held, f"{split}_images")), _pixels(getattr(left, f"{split}_images")))
+        assert torch.equal(getattr(held, f"{split}_labels"), getattr(left, f"{split}_labels"))
+    assert len(held.train_labels) + len(held.test_labels) == 400
+    assert held.normalization == left.normalization and len(held.normalization.mean) == 3
+    pixels = torch.from_numpy(_pixels(held.train_images)).float().div(255).transpose(0, 1).reshape(3, -1)
+    assert held.normalization.mean == pytest.approx(pixels.mean(1).tolist(), abs=1e-4)
+    assert held.normalization.std == pytest.approx(pixels.std(1).tolist(), abs=1e-4)
+    assert held.checksum() == left.checksum()
+    assert sorted(p for p, _ in held.skipped) == sorted(map(str, broken)) == sorted(p for p, _ in left.skipped)
+
+
+def test_the_budget_counts_every_process_on_this_machine(folder, monkeypatch):
+    root, _ = folder
+    one_copy = 400 * 28 * 28  # grey uint8
+    budget = 1.5 * one_copy / 2**30
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert isinstance(load_dataset(str(root), max_memory_gb=budget).train_images, torch.Tensor)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # as torchrun sets it: two copies would not fit
+        assert isinstance(load_dataset(str(root), max_memory_gb=budget).train_images, FolderImages)
+
+
+def test_streamed_training_gives_the_in_memory_weights_and_reports_the_unreadable_files(folder, tmp_path):
+    root, broken = folder
+    runs = {}
+    for name, extra in (("held", []), ("disk", ["--max-memory-gb", "0", "--workers", "2"])):
+        args = ["train", *TRAIN, "--augment", "crop-flip", "--dataset", str(root), "--out", str(tmp_path / name)]
+        runs[name] = run_cli(*args, *extra)
+        assert runs[name].returncode == 0, runs[name].stderr[-2000:]
+    first, second = (load_checkpoint(tmp_path / name).last_state for name in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the same batches, augmentation draws included
+    warning = [line for line in runs["disk"].stderr.splitlines() if line.startswith("edgecnn: warning:")]
+    assert len(warning) == 1 and all(str(path) in warning[0] for path in broken)
+    metrics = json.loads((tmp_path / "disk" / "metrics.json").read_text())
+    assert metrics["unreadable_images"]["count"] == 3
+    assert sorted(f["path"] for f in metrics["unreadable_images"]["files"]) == sorted(map(str, broken))
+    held = json.loads((tmp_path / "held" / "metrics.json").read_text())
+    for figures in (metrics, held):  # what differs: the reading settings, and the seconds per epoch
+        figures.pop("config"), figures.pop("epochs")
+    assert metrics == held
+
+
+def test_two_processes_streaming_a_folder_train_what_one_process_holding_it_trains(folder, tmp_path):
+    root, _ = folder
+    run = ["--arch", "tiny", "--epochs", "1", "--batch-size", "50", "--val-size", "60", "--device", "cpu"]
+    one = run_cli("train", *run, "--dataset", str(root), "--out", str(tmp_path / "one"))
+    two = torchrun(*run, "--dataset", str(root), "--max-memory-gb", "0", "--out", str(tmp_path / "two"))
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    first, second = load_checkpoint(tmp_path / "one").last_state, load_checkpoint(tmp_path / "two").last_state
+    assert max(float((first[k] - second[k]).abs().max()) for k in first) <= 1e-5
+    assert two.stderr.count("skipped 3 of 403") == 1  # rank 0 speaks for both
+
+
+def test_a_file_that_fails_mid_run_is_skipped_counted_and_the_run_finishes(folder, tmp_path):
+    root, _ = folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = load_dataset(str(root), max_memory_gb=0)
+    gone = Path(data.train_images.paths[7])
+    moved = tmp_path / gone.name
+    gone.rename(moved)  # after the scan: a disk that lost it, mid-run
+    try:
+        config = TrainConfig(arch="tiny", dataset=str(root), epochs=1, batch_size=50, val_size=0, device="cpu")
+        with pytest.warns(DataWarning, match=f"can no longer be read.*{gone.name}"):
+            result = fit(config, tmp_path / "out", data=data)
+    finally:
+        moved.rename(gone)
+    assert str(gone) in [path for path, _ in result.unreadable] and len(result.unreadable) == 4
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["unreadable_images"]["count"] == 4
