@@ -15,6 +15,7 @@ from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all_
     ArchError,
     ConfigError,
     DataError,
+    DataWarning,
     DependencyError,
     DeviceError,
     EdgeCNNError,

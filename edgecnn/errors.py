@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "ArchError",
     "DataError",
+    "DataWarning",
     "ModelFileError",
     "DeviceError",
     "TrainingError",
@@ -86,6 +87,10 @@ class _PathError(EdgeCNNError):
 
 class DataError(_PathError):
     """A dataset is missing, unreadable or malformed."""
+
+
+class DataWarning(UserWarning):
+    """Something in a dataset was left out (an unreadable image in a user's folder); the run goes on."""
 
 
 class ModelFileError(_PathError):

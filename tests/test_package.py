@@ -36,8 +36,8 @@ def test_every_error_is_an_edgecnn_error():
     from edgecnn import errors
 
     for name in errors.__all__:
-        if isinstance(getattr(errors, name), type):
-            assert issubclass(getattr(errors, name), edgecnn.EdgeCNNError)
+        if isinstance(getattr(errors, name), type):  # a warning is not an error: the run goes on
+            assert issubclass(getattr(errors, name), UserWarning if name.endswith("Warning") else edgecnn.EdgeCNNError)
 
 
 def test_errors_keep_their_cause_and_context():

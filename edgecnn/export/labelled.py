@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.config import resolve_data_root
-from edgecnn.errors import DataError, ImageError, describe
+from edgecnn.errors import DataError, DataWarning, ImageError, describe
 from edgecnn.runtime.images import IMAGE_SUFFIXES, load_image
 from edgecnn.runtime.preprocess import to_model_pixels
 
@@ -125,11 +126,21 @@ def _folder_images(
     ]
     if not files:
         raise DataError(f"{root}: no images in its class folders", path=root)
-    chunks = []
-    for start in range(0, len(files), 512):  # bounded memory: decoded 512 at a time
+    images, labels, skipped = [], [], []
+    for path, label in files:  # one decoded photo at a time; an unreadable file is skipped, as training skips it
         try:
-            pictures = [load_image(f) for f, _ in files[start : start + 512]]
+            images.append(to_model_pixels([load_image(path)], shape, fit="stretch")[0])  # as training reads folders
         except ImageError as exc:
-            raise DataError(str(exc), path=exc.path) from exc
-        chunks.append(to_model_pixels(pictures, shape, fit="stretch"))  # as training resizes image folders
-    return found, (np.concatenate(chunks), np.array([label for _, label in files], dtype=np.int64))
+            skipped.append(f"{path} ({describe(exc).removeprefix(f'{path}: ')})")
+            continue
+        labels.append(label)
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(
+            f"skipped {len(skipped)} image(s) that cannot be read: {'; '.join(skipped[:5])}{more}",
+            DataWarning,
+            stacklevel=3,
+        )
+    if not images:
+        raise DataError(f"{root}: none of its {len(files)} image(s) can be read", path=root)
+    return found, (np.stack(images), np.array(labels, dtype=np.int64))

@@ -78,7 +78,11 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
     and decompression bombs (by the header's pixel count, before any pixel is decoded)."""
     with _pil_errors(str(path), "not a readable image", path):
         image = Image.open(path)
-    return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True)
+    try:
+        return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True)
+    except BaseException:
+        image.close()  # a folder of broken files must not hold one open file each until the collector runs
+        raise
 
 
 def checked_image(

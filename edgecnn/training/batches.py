@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from edgecnn.errors import DataError
-from edgecnn.training.scan import DataWarning, FolderImages
+from edgecnn.errors import DataError, DataWarning
+from edgecnn.training.scan import FolderImages
 
 __all__ = ["load_batches", "Unreadable"]
 

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgecnn.errors import DataError, describe
+from edgecnn.errors import DataError, DataWarning, InputError, describe
 
-__all__ = ["DataWarning", "FolderImages", "Scan", "decode_image", "guess_channels", "scan_folder"]
-
-
-class DataWarning(UserWarning):
-    """Something in a dataset was left out (an unreadable image in a user's folder); the run goes on."""
+__all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "scan_folder"]
 
 
 _NAMED = 5  # unreadable files named in the warning (all of them go to metrics.json)
@@ -64,16 +60,16 @@ class FolderImages:
 
 
 def decode_image(path: str, channels: int, size: int) -> np.ndarray:
-    """One file → uint8 C×S×S, as training sees it (grey or RGB, bilinear resize as torchvision's Resize)."""
-    from PIL import Image
+    """One file → uint8 C×S×S through the runtime's own reading (upright by EXIF, alpha onto white, 16-bit
+    scaled, the format and size guards) and its "stretch" framing: what the deployed model is fed is what it
+    was trained on."""
+    from edgecnn.runtime.images import load_image
+    from edgecnn.runtime.preprocess import to_model_pixels
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            resized = image.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {describe(exc)}", path=path) from exc
-    return np.asarray(resized, dtype=np.uint8).reshape(size, size, channels).transpose(2, 0, 1)
+        return to_model_pixels([load_image(path)], (channels, size, size), fit="stretch")[0]
+    except InputError as exc:
+        raise DataError(f"cannot read image {path}: {describe(exc).removeprefix(f'{path}: ')}", path=path) from exc
 
 
 @dataclass(frozen=True)
@@ -168,16 +164,18 @@ def _warn_skipped(skipped: list[tuple[str, str]], total: int) -> None:
 
 
 def guess_channels(paths: list[str], sample: int = 64) -> int:
-    """3 when any of about ``sample`` evenly spaced readable images has colour, else 1 (grey)."""
-    from PIL import Image
+    """3 when any of about ``sample`` evenly spaced readable images has colour (as the runtime reads it), else 1."""
+    from edgecnn.runtime.images import image_batch, load_image
 
     step = max(1, len(paths) // sample)
     for path in paths[::step]:
         try:
-            with Image.open(path) as image:
-                rgb = np.asarray(image.convert("RGB"))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            _, pictures = image_batch([load_image(path)], channels=3)
+            rgb = next(pictures)  # H×W when the file is grey, H×W×3 when it has colour channels
+        except InputError:
             continue  # the scan names it
-        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+        if rgb.ndim == 3 and not (
+            np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+        ):
             return 3
     return 1

@@ -4,10 +4,9 @@ import torch
 from PIL import Image
 from torchvision import datasets, transforms
 
-from edgecnn.errors import DataError
+from edgecnn.errors import DataError, DataWarning
 from edgecnn.export.labelled import FASHION_CLASSES  # the torch-free loader's copy must agree
 from edgecnn.training.data import load_dataset, resolve_data_root
-from edgecnn.training.scan import DataWarning
 
 
 def test_fashion_mnist_is_real_and_complete(fashion):

@@ -16,10 +16,11 @@ from conftest import run_cli, torchrun
 from PIL import Image
 
 from edgecnn.config import TrainConfig
+from edgecnn.errors import DataWarning
 from edgecnn.training.checkpoint import load_checkpoint
 from edgecnn.training.data import load_dataset
 from edgecnn.training.loop import fit
-from edgecnn.training.scan import DataWarning, FolderImages
+from edgecnn.training.scan import FolderImages
 
 PER_CLASS = 40
 TRAIN = ["--arch", "fashion_bn", "--epochs", "1", "--batch-size", "50", "--val-size", "60", "--device", "cpu"]
@@ -57,7 +58,8 @@ def test_a_folder_over_the_budget_stays_on_disk_with_the_same_pixels_statistics_
     with pytest.warns(DataWarning, match=r"skipped 3 of 403 image\(s\)") as caught:
         held = load_dataset(str(tmp_path), image_size=32, seed=3)
         left = load_dataset(str(tmp_path), image_size=32, seed=3, max_memory_gb=0, workers=2)
-    assert all(str(broken[0]) in str(w.message) for w in caught)  # the files are named
+    messages = [str(w.message) for w in caught if w.category is DataWarning]
+    assert len(messages) == 2 and all(str(path) in m for path in broken for m in messages)  # each file named
     assert isinstance(held.train_images, torch.Tensor) and isinstance(left.train_images, FolderImages)
     assert held.input_shape == left.input_shape == (3, 32, 32)
     for split in ("train", "test"):
@@ -131,3 +133,41 @@ def test_a_file_that_fails_mid_run_is_skipped_counted_and_the_run_finishes(folde
     assert str(gone) in [path for path, _ in result.unreadable] and len(result.unreadable) == 4
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["unreadable_images"]["count"] == 4
+
+
+def test_a_folder_is_read_as_the_runtime_reads_photos(tmp_path, fashion):
+    # a phone photo stored sideways (EXIF orientation 6) and a cut-out on a transparent background: training
+    # must see them as the deployed model is fed them — upright, and the transparency white as a viewer shows it
+    upright = np.stack([fashion.test_images[0, 0].numpy()] * 3, -1)
+    upright[:8] = (200, 30, 30)  # a red band on top: colour, and a way to tell which side is up
+    for name in ("photo", "cutout"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(upright).save(tmp_path / name / f"plain{i}.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    Image.fromarray(np.rot90(upright, k=1)).save(
+        tmp_path / "photo" / "sideways.jpg", exif=exif, quality=100, subsampling=0
+    )
+    alpha = np.zeros((28, 28, 4), dtype=np.uint8)
+    alpha[10:18, 10:18] = (0, 0, 0, 255)  # a black square on nothing
+    Image.fromarray(alpha).save(tmp_path / "cutout" / "square.png")
+    data = load_dataset(str(tmp_path / ""), test_fraction=0.01, max_memory_gb=0)
+    images = {Path(p).name: data.train_images[[i]].numpy()[0] for i, p in enumerate(data.train_images.paths)}
+    images |= {Path(p).name: data.test_images[[i]].numpy()[0] for i, p in enumerate(data.test_images.paths)}
+    assert data.input_shape == (3, 28, 28)
+    error = np.abs(images["sideways.jpg"].astype(int) - upright.transpose(2, 0, 1))
+    assert error.max() <= 12  # JPEG's error; the image as stored (sideways) would be off by up to 255
+    square = images["square.png"]
+    assert (square[:, 10:18, 10:18] == 0).all() and (square[:, :10] == 255).all()
+
+
+def test_quantize_calibrating_on_the_folder_skips_the_same_files(folder):
+    from edgecnn.export.labelled import load_labelled  # edgecnn quantize's torch-free reader
+
+    root, broken = folder
+    with pytest.warns(DataWarning, match="skipped 3 image") as caught:
+        data = load_labelled(str(root), shape=(1, 28, 28))
+    (message,) = [str(w.message) for w in caught if w.category is DataWarning]
+    assert all(str(path) in message for path in broken)
+    assert len(data.train_labels) + len(data.test_labels) == 400 and data.train_images.shape[1:] == (1, 28, 28)
