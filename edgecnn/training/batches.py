@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgecnn.errors import DataError, DataWarning
-from edgecnn.training.scan import FolderImages
+from edgecnn.training.scan import FolderImages, read_with_workers
 
 __all__ = ["load_batches", "Unreadable"]
 
@@ -59,7 +59,7 @@ def load_batches(
         for index in batches:
             yield images[index], labels[index]
         return
-    loader = torch.utils.data.DataLoader(
+    loader = read_with_workers(
         _Files(images),
         batch_sampler=[index.tolist() for index in batches],
         num_workers=workers,

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgecnn.errors import DataError, DataWarning, InputError, describe
 
-__all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "scan_folder"]
+__all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "read_with_workers", "scan_folder"]
 
 
 _NAMED = 5  # unreadable files named in the warning (all of them go to metrics.json)
@@ -119,9 +123,24 @@ def _as_list(items: list) -> list:
     return items
 
 
+def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Iterator[Any]:
+    """What a DataLoader over ``dataset`` yields, leaving the process's SIGCHLD handler as it was found: torch
+    installs its own for good the first time workers start, and with it a later subprocess exit can crash the
+    process once OpenVINO is loaded (seen here: a segfault). Torch's handler watches the workers while they run."""
+    from torch.utils.data._utils import signal_handling
+
+    before = signal.getsignal(signal.SIGCHLD) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield from torch.utils.data.DataLoader(dataset, **loader)
+    finally:
+        if before is not None and signal.getsignal(signal.SIGCHLD) is not before:
+            signal.signal(signal.SIGCHLD, before)
+            signal_handling._SIGCHLD_handler_set = False  # the next loader installs it again for its own workers
+
+
 def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Scan:
     """Decode every file once (in ``workers`` processes; 0: here), keeping the pixels only when ``keep``."""
-    loader = torch.utils.data.DataLoader(
+    loader = read_with_workers(
         _Decoded(samples, channels, size, keep), batch_size=64, num_workers=workers, collate_fn=_as_list
     )
     kept, pixels, sums, squares, digests, skipped = [], [], [], [], [], []
