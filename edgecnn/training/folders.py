@@ -111,7 +111,7 @@ def _hold_out(scan: Scan, fraction: float, seed: int) -> tuple[Scan, Scan]:
     test_idx = stratified_holdout(scan.labels, fraction, seed)
     keep = torch.ones(len(scan.paths), dtype=torch.bool)
     keep[test_idx] = False
-    return scan.take(keep.nonzero().flatten()), scan.take(test_idx)
+    return scan.split(keep.nonzero().flatten(), test_idx)
 
 
 def _listing(root: Path):  # -> torchvision.datasets.ImageFolder (lists the files; decodes nothing)

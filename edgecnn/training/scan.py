@@ -88,8 +88,17 @@ class Scan:
     skipped: tuple[tuple[str, str], ...]  # (file, why) of the files that could not be read
     images: torch.Tensor | FolderImages  # uint8 N×C×S×S in memory, or left on disk
 
-    def take(self, index: torch.Tensor) -> Scan:
-        """The images at ``index`` (the same order), e.g. the training share of a folder split here."""
+    def split(self, first: torch.Tensor, second: torch.Tensor) -> tuple[Scan, Scan]:
+        """The images at ``first`` and at ``second`` (together, each image once), in those orders. Pixels held in
+        memory are moved within their own tensor: no second copy of a folder that only just fits its budget."""
+        if isinstance(self.images, torch.Tensor):
+            _reorder_rows(self.images.numpy(), torch.cat([first, second]).tolist())
+            parts = self.images[: len(first)], self.images[len(first) :]
+        else:
+            parts = self.images[first], self.images[second]
+        return self._take(first, parts[0]), self._take(second, parts[1])
+
+    def _take(self, index: torch.Tensor, images: torch.Tensor | FolderImages) -> Scan:
         keep = index.tolist()
         return Scan(
             tuple(self.paths[i] for i in keep),
@@ -98,8 +107,24 @@ class Scan:
             self.squares[keep],
             tuple(self.digests[i] for i in keep),
             self.skipped,
-            self.images[index],
+            images,
         )
+
+
+def _reorder_rows(rows: np.ndarray, order: list[int]) -> None:
+    """``rows[i] = rows[order[i]]`` for every i at once, in place, following the permutation's cycles."""
+    done = [False] * len(order)
+    for start in range(len(order)):
+        if done[start]:
+            continue
+        spare, i = rows[start].copy(), start
+        while True:
+            done[i], j = True, order[i]
+            if j == start:
+                rows[i] = spare
+                break
+            rows[i] = rows[j]
+            i = j
 
 
 class _Decoded(torch.utils.data.Dataset):
@@ -143,7 +168,8 @@ def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, kee
     loader = read_with_workers(
         _Decoded(samples, channels, size, keep), batch_size=64, num_workers=workers, collate_fn=_as_list
     )
-    kept, pixels, sums, squares, digests, skipped = [], [], [], [], [], []
+    kept, sums, squares, digests, skipped = [], [], [], [], []
+    pixels = np.empty((len(samples) if keep else 0, channels, size, size), dtype=np.uint8)  # filled in place
     position = 0
     for chunk in loader:
         for image, total, square, digest, error in chunk:
@@ -157,11 +183,11 @@ def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, kee
             squares.append(square)
             digests.append(digest)
             if keep:
-                pixels.append(image)
+                pixels[len(kept) - 1] = image
     _warn_skipped(skipped, len(samples))
     paths = tuple(p for p, _ in kept)
     images: torch.Tensor | FolderImages = (
-        torch.from_numpy(np.stack(pixels)) if keep and pixels else FolderImages(paths, channels, size)
+        torch.from_numpy(pixels[: len(kept)]) if keep and kept else FolderImages(paths, channels, size)
     )
     return Scan(
         paths,

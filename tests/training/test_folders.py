@@ -63,6 +63,8 @@ def test_a_folder_over_the_budget_stays_on_disk_with_the_same_pixels_statistics_
     assert len(messages) == 2 and all(str(path) in m for path in broken for m in messages)  # each file named
     assert isinstance(held.train_images, torch.Tensor) and isinstance(left.train_images, FolderImages)
     assert held.input_shape == left.input_shape == (3, 32, 32)
+    # the held-out split moved rows within the one tensor the scan filled: no second copy of the folder
+    assert held.train_images.untyped_storage().data_ptr() == held.test_images.untyped_storage().data_ptr()
     for split in ("train", "test"):
         assert np.array_equal(_pixels(getattr(held, f"{split}_images")), _pixels(getattr(left, f"{split}_images")))
         assert torch.equal(getattr(held, f"{split}_labels"), getattr(left, f"{split}_labels"))
