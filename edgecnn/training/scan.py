@@ -45,7 +45,8 @@ class FolderImages:
     def __getitem__(self, index: slice | torch.Tensor | list[int]) -> FolderImages:
         if isinstance(index, slice):
             return FolderImages(self.paths[index], self.channels, self.size)
-        picked = torch.as_tensor(index).flatten().tolist()
+        index = torch.as_tensor(index)
+        picked = (index.nonzero() if index.dtype == torch.bool else index).flatten().tolist()  # a mask, as a tensor's
         return FolderImages(tuple(self.paths[i] for i in picked), self.channels, self.size)
 
     def to(self, *_args: object, **_kwargs: object) -> FolderImages:
@@ -149,14 +150,17 @@ def _as_list(items: list) -> list:
 
 
 def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Iterator[Any]:
-    """What a DataLoader over ``dataset`` yields, leaving the process's SIGCHLD handler as it was found: torch
+    """What a DataLoader over ``dataset`` yields, touching neither torch's global RNG nor, in the end, the
+    process's SIGCHLD handler: torch
     installs its own for good the first time workers start, and with it a later subprocess exit can crash the
     process once OpenVINO is loaded (seen here: a segfault). Torch's handler watches the workers while they run."""
     from torch.utils.data._utils import signal_handling
 
     before = signal.getsignal(signal.SIGCHLD) if threading.current_thread() is threading.main_thread() else None
     try:
-        yield from torch.utils.data.DataLoader(dataset, **loader)
+        # its own generator: a DataLoader otherwise draws its workers' base seed from torch's global RNG, and
+        # dropout's masks would differ from the same run held in memory
+        yield from torch.utils.data.DataLoader(dataset, generator=torch.Generator(), **loader)
     finally:
         if before is not None and signal.getsignal(signal.SIGCHLD) is not before:
             signal.signal(signal.SIGCHLD, before)

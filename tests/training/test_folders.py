@@ -24,7 +24,7 @@ from edgecnn.training.loop import fit
 from edgecnn.training.scan import FolderImages
 
 PER_CLASS = 40
-TRAIN = ["--arch", "fashion_bn", "--epochs", "1", "--batch-size", "50", "--val-size", "60", "--device", "cpu"]
+TRAIN = ["--arch", "convnet5", "--epochs", "1", "--batch-size", "50", "--val-size", "60", "--device", "cpu"]
 
 
 def _write(root: Path, fashion, *, rgb: bool, side: int = 28) -> list[Path]:
@@ -74,6 +74,8 @@ def test_a_folder_over_the_budget_stays_on_disk_with_the_same_pixels_statistics_
     assert held.normalization.mean == pytest.approx(pixels.mean(1).tolist(), abs=1e-4)
     assert held.normalization.std == pytest.approx(pixels.std(1).tolist(), abs=1e-4)
     assert held.checksum() == left.checksum()
+    mask = held.test_labels % 2 == 0  # a boolean mask selects from files on disk as from a tensor
+    assert np.array_equal(_pixels(left.test_images[mask]), _pixels(held.test_images[mask]))
     assert sorted(p for p, _ in held.skipped) == sorted(map(str, broken)) == sorted(p for p, _ in left.skipped)
 
 
@@ -96,7 +98,7 @@ def test_streamed_training_gives_the_in_memory_weights_and_reports_the_unreadabl
         runs[name] = run_cli(*args, *extra)
         assert runs[name].returncode == 0, runs[name].stderr[-2000:]
     first, second = (load_checkpoint(tmp_path / name).last_state for name in runs)
-    assert all(torch.equal(first[k], second[k]) for k in first)  # the same batches, augmentation draws included
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the same batches, augmentation and dropout draws
     warning = [line for line in runs["disk"].stderr.splitlines() if line.startswith("edgecnn: warning:")]
     assert len(warning) == 1 and all(str(path) in warning[0] for path in broken)
     metrics = json.loads((tmp_path / "disk" / "metrics.json").read_text())
