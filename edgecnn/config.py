@@ -89,7 +89,8 @@ class TrainConfig:
     max_memory_gb: float | None = None  # an image folder whose decoded images would take more on this machine
     #   (each process its copy) is read from disk batch by batch; None: half the RAM available; 0: always
     workers: int | None = None  # processes decoding an image folder (its scan; its batches when on disk);
-    #   None: this process's share of the cores, 1 to 4; 0: in the training process itself
+    #   None: for the scan this process's share of the cores, 1 to 4; for batches, the same on CUDA and 0 (the
+    #   training process itself) on the CPU, whose threads already use the cores
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

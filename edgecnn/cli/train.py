@@ -44,7 +44,8 @@ TRAIN_HELP = {
     "dist_timeout": "Several processes: seconds to wait for a peer before the run fails.",
     "max_memory_gb": "An image folder larger than this decoded is read from disk batch by batch (default: half "
     "the available RAM; 0: always).",
-    "workers": "Processes decoding an image folder (default: this process's share of the cores, up to 4).",
+    "workers": "Processes decoding an image folder (default: this process's share of the cores, up to 4; "
+    "batches read from disk for CPU training: 0, decoded in the training process).",
 }
 _OUTPUTS = f"{{{CHECKPOINT_NAME},{METRICS_NAME},{CURVES_NAME},{CONFUSION_NAME}}}"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecnn.training.batches import Unreadable, load_batches
-from edgecnn.training.data import DatasetBundle, default_workers
+from edgecnn.training.batches import Unreadable, batch_workers, load_batches
+from edgecnn.training.data import DatasetBundle
 from edgecnn.training.distributed import ONE_PROCESS, Dist, all_reduce_sum
 from edgecnn.training.scan import FolderImages
 
@@ -33,7 +33,8 @@ def evaluate(
     batches = [share[start : start + batch_size] for start in range(0, len(share), batch_size)]
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     loss_sum = torch.zeros((), dtype=torch.float64)
-    device, workers = labels.device, default_workers() if workers is None else workers
+    device = labels.device
+    workers = batch_workers(workers, device)
     for pixels, y in load_batches(images, labels, batches, device=device, workers=workers, unreadable=unreadable):
         x = data.normalize(pixels).contiguous(memory_format=torch.channels_last)
         logits = model(x)

@@ -36,9 +36,9 @@ from edgecnn.errors import ConfigError, DeviceError, ModelFileError, TrainingErr
 from edgecnn.files import CHECKPOINT_NAME
 from edgecnn.training.architectures import create, get_arch
 from edgecnn.training.augment import augment_batch
-from edgecnn.training.batches import load_batches
+from edgecnn.training.batches import batch_workers, load_batches
 from edgecnn.training.checkpoint import Checkpoint, load_checkpoint, load_weights, restore_rng, save_checkpoint
-from edgecnn.training.data import DatasetBundle, default_workers, load_dataset_for, split_for_training
+from edgecnn.training.data import DatasetBundle, load_dataset_for, split_for_training
 from edgecnn.training.distributed import Dist, all_reduce_sum, from_env, gather_objects, process_group, wrap_model
 from edgecnn.training.evaluate import evaluate
 from edgecnn.training.init import apply_initial_weights, load_initial_weights
@@ -192,7 +192,7 @@ def _start(config: TrainConfig, data: DatasetBundle | None, dist: Dist, *, init:
         torch.manual_seed(config.seed + RANK_STRIDE * dist.rank)
     augment = torch.Generator().manual_seed(config.seed + 1 + RANK_STRIDE * dist.rank)  # each rank its own draws
     shuffle = torch.Generator().manual_seed(config.seed)  # every rank the same order
-    workers = default_workers() if config.workers is None else config.workers
+    workers = batch_workers(config.workers, device)
     return RunState(config, data, device, model, optimizer, shuffle, augment, dist=dist, net=net, workers=workers)
 
 

@@ -131,7 +131,9 @@ def test_a_file_that_fails_mid_run_is_skipped_counted_and_the_run_finishes(folde
     gone.rename(moved)  # after the scan: a disk that lost it, mid-run
     before = signal.getsignal(signal.SIGCHLD)
     try:
-        config = TrainConfig(arch="tiny", dataset=str(root), epochs=1, batch_size=50, val_size=0, device="cpu")
+        config = TrainConfig(
+            arch="tiny", dataset=str(root), epochs=1, batch_size=50, val_size=0, device="cpu", workers=2
+        )
         with pytest.warns(DataWarning, match=f"can no longer be read.*{gone.name}"):
             result = fit(config, tmp_path / "out", data=data)
     finally:
