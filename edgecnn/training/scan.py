@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from edgecnn.errors import DataError, DataWarning, InputError, describe
+from edgecnn.training.distributed import from_env, gather_objects
 
 __all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "read_with_workers", "scan_folder"]
 
@@ -145,10 +148,6 @@ class _Decoded(torch.utils.data.Dataset):
         return pixels if self.keep else None, wide.sum(1), (wide * wide).sum(1), digest, None
 
 
-def _as_list(items: list) -> list:
-    return items
-
-
 def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Iterator[Any]:
     """What a DataLoader over ``dataset`` yields, touching neither torch's global RNG nor, in the end, the
     process's SIGCHLD handler: torch
@@ -167,27 +166,45 @@ def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Itera
             signal_handling._SIGCHLD_handler_set = False  # the next loader installs it again for its own workers
 
 
+def _decoded(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Iterator[Any]:
+    """Each file's scan, in order. Several processes reading a folder from disk scan a share each (every
+    world-th file) and gather the results (no pixels: small); a folder held in memory is decoded by each."""
+    dist = from_env()
+    sharded = not keep and dist.active and torch.distributed.is_initialized()
+    mine = samples[dist.rank :: dist.world] if sharded else samples
+    loader = read_with_workers(
+        _Decoded(mine, channels, size, keep), batch_size=64, num_workers=workers, collate_fn=list
+    )
+    shown = dist.is_main and sys.stderr.isatty()  # a long scan shows it is moving; logs and pipes stay clean
+    with tqdm(total=len(samples), desc="reading images", unit="image", disable=not shown, leave=False) as bar:
+        if not sharded:
+            yield from _counted(loader, bar, 1)
+            return
+        shares = gather_objects(list(_counted(loader, bar, dist.world)), dist)
+    yield from (shares[i % dist.world][i // dist.world] for i in range(len(samples)))
+
+
+def _counted(loader: Iterator[list[Any]], bar: tqdm, weight: int) -> Iterator[Any]:
+    for chunk in loader:
+        bar.update(len(chunk) * weight)
+        yield from chunk
+
+
 def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Scan:
     """Decode every file once (in ``workers`` processes; 0: here), keeping the pixels only when ``keep``."""
-    loader = read_with_workers(
-        _Decoded(samples, channels, size, keep), batch_size=64, num_workers=workers, collate_fn=_as_list
-    )
     kept, sums, squares, digests, skipped = [], [], [], [], []
     pixels = np.empty((len(samples) if keep else 0, channels, size, size), dtype=np.uint8)  # filled in place
-    position = 0
-    for chunk in loader:
-        for image, total, square, digest, error in chunk:
-            path, label = samples[position]
-            position += 1
-            if error is not None:
-                skipped.append((path, error.removeprefix(f"cannot read image {path}: ")))
-                continue
-            kept.append((path, label))
-            sums.append(total)
-            squares.append(square)
-            digests.append(digest)
-            if keep:
-                pixels[len(kept) - 1] = image
+    found = _decoded(samples, channels, size, keep=keep, workers=workers)
+    for (path, label), (image, total, square, digest, error) in zip(samples, found, strict=True):
+        if error is not None:
+            skipped.append((path, error.removeprefix(f"cannot read image {path}: ")))
+            continue
+        kept.append((path, label))
+        sums.append(total)
+        squares.append(square)
+        digests.append(digest)
+        if keep:
+            pixels[len(kept) - 1] = image
     _warn_skipped(skipped, len(samples))
     paths = tuple(p for p, _ in kept)
     images: torch.Tensor | FolderImages = (
