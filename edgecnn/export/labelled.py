@@ -35,7 +35,12 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 BUILTIN_CLASSES = {"mnist": tuple(str(d) for d in range(10)), "fashion-mnist": FASHION_CLASSES}
-_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # torchvision's layout under the data root
+_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_FOLDER_SUFFIXES = (
+    *IMAGE_SUFFIXES,
+    ".ppm",
+    ".pgm",
+)  # what training's folder listing (torchvision's) takes too  # torchvision's layout under the data root
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,15 @@ def _folder_images(
         (f, label)
         for label, name in enumerate(found)
         for f in sorted((root / name).rglob("*"))
-        if f.suffix.lower() in IMAGE_SUFFIXES
+        if f.suffix.lower() in _FOLDER_SUFFIXES
     ]
     if not files:
         raise DataError(f"{root}: no images in its class folders", path=root)
     images, labels, skipped = [], [], []
     for path, label in files:  # one decoded photo at a time; an unreadable file is skipped, as training skips it
         try:
-            images.append(to_model_pixels([load_image(path)], shape, fit="stretch")[0])  # as training reads folders
+            # as training reads folders: any format Pillow decodes, stretched
+            images.append(to_model_pixels([load_image(path, formats=None).copy()], shape, fit="stretch")[0])
         except ImageError as exc:
             skipped.append(f"{path} ({describe(exc).removeprefix(f'{path}: ')})")
             continue

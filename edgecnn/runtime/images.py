@@ -18,10 +18,10 @@ How arrays are read (one rule set, also in the README):
 
 One guard for every input, checked from shapes and headers before any pixel is copied or decoded: at most
 MAX_PIXELS pixels and MAX_SIDE pixels a side per image, MAX_BATCH images per call, MAX_BATCH_BYTES of array
-data per call (a broadcast view counts at its full size: reading it touches every element). A PIL image,
-handed over or opened here from a file, must be of a format in IMAGE_FORMATS (when it came from a file),
-not empty, and decode without error (a truncated or corrupt file is an ImageError). Files and PIL images
-are decoded one at a time as the batch is framed, so they count per image, not towards MAX_BATCH_BYTES.
+data per call (a broadcast view counts at its full size). A PIL image, handed over or opened here from a file,
+must be of a format in IMAGE_FORMATS (when it came from a file), not empty, and decode without error (a
+truncated or corrupt file is an ImageError). Files and PIL images are decoded one at a time as the batch is
+framed, so they count per image, not towards MAX_BATCH_BYTES.
 """
 
 from __future__ import annotations
@@ -47,11 +47,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "CHANNEL_ORDERS",
     "PIL_ERRORS",
-    "load_image",
-    "checked_image",
-    "image_batch",
-    "single_images",
-    "upright",
+    *("load_image", "checked_image", "image_batch", "single_images", "upright"),
 ]
 
 # Still formats Pillow decodes safely; MPO is how some phones write JPEGs; GIF gives its first frame.
@@ -73,13 +69,15 @@ PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, LookupError
 _ORIENTATION = 0x0112  # the EXIF tag
 
 
-def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file upright (EXIF orientation applied), refusing other formats, truncated files
-    and decompression bombs (by the header's pixel count, before any pixel is decoded)."""
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = IMAGE_FORMATS
+) -> Image.Image:
+    """Open an image file upright (EXIF applied), refusing formats not in ``formats`` (None: any Pillow decodes,
+    for training folders), truncated files and decompression bombs (by the header's pixel count, before decoding)."""
     with _pil_errors(str(path), "not a readable image", path):
         image = Image.open(path)
     try:
-        return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True)
+        return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True, formats=formats)
     except BaseException:
         image.close()  # a folder of broken files must not hold one open file each until the collector runs
         raise
@@ -91,12 +89,13 @@ def checked_image(
     max_pixels: int = MAX_PIXELS,
     path: str | os.PathLike[str] | None = None,
     first_frame: bool = False,
+    formats: tuple[str, ...] | None = IMAGE_FORMATS,
 ) -> Image.Image:
     """The guard every PIL image passes, handed over or opened by :func:`load_image`: a format in
-    IMAGE_FORMATS (if it came from a file), not empty, within the pixel caps (from the header, before
+    ``formats`` (if it came from a file), not empty, within the pixel caps (from the header, before
     decoding), decoded without error (``first_frame``: an animation's first frame), then upright."""
     name = _name(image, path)
-    if image.format is not None and image.format not in IMAGE_FORMATS:
+    if image.format is not None and formats is not None and image.format not in formats:
         raise ImageError(f"{name}: {image.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}", path=path)
     width, height = image.size
     problem = _size_problem(width, height, max_pixels)

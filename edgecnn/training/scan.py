@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgecnn.errors import DataError, DataWarning, InputError, describe
+from edgecnn.errors import DataError, DataWarning, describe
 from edgecnn.training.distributed import from_env, gather_objects
 
 __all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "read_with_workers", "scan_folder"]
@@ -69,14 +69,19 @@ class FolderImages:
 
 def decode_image(path: str, channels: int, size: int) -> np.ndarray:
     """One file → uint8 C×S×S through the runtime's own reading (upright by EXIF, alpha onto white, 16-bit
-    scaled, the format and size guards) and its "stretch" framing: what the deployed model is fed is what it
-    was trained on."""
-    from edgecnn.runtime.images import load_image
+    scaled, the size guards) and its "stretch" framing: what the deployed model is fed is what it was trained
+    on. Any format Pillow decodes (torchvision's ImageFolder lists PGM and PPM too, which the runtime refuses)."""
+    from edgecnn.runtime.images import IMAGE_FORMATS, load_image
     from edgecnn.runtime.preprocess import to_model_pixels
 
     try:
-        return to_model_pixels([load_image(path)], (channels, size, size), fit="stretch")[0]
-    except InputError as exc:
+        image = load_image(path, formats=None)
+        if image.format not in IMAGE_FORMATS:  # decoded and checked: handed on as pixels, not as a file format
+            image = image.copy()
+        return to_model_pixels([image], (channels, size, size), fit="stretch")[0]
+    except Exception as exc:  # whatever a user's file makes a decoder raise, it is that file's fault
+        if isinstance(exc, MemoryError):
+            raise
         raise DataError(f"cannot read image {path}: {describe(exc).removeprefix(f'{path}: ')}", path=path) from exc
 
 
@@ -236,10 +241,10 @@ def guess_channels(paths: list[str], sample: int = 64) -> int:
     step = max(1, len(paths) // sample)
     for path in paths[::step]:
         try:
-            _, pictures = image_batch([load_image(path)], channels=3)
+            _, pictures = image_batch([load_image(path, formats=None).copy()], channels=3)
             rgb = next(pictures)  # H×W when the file is grey, H×W×3 when it has colour channels
-        except InputError:
-            continue  # the scan names it
+        except Exception:  # noqa: BLE001 - the scan names the file and why
+            continue
         if rgb.ndim == 3 and not (
             np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
         ):

@@ -35,7 +35,8 @@ def _write(root: Path, fashion, *, rgb: bool, side: int = 28) -> list[Path]:
         for i in (fashion.test_labels == c).nonzero().flatten()[:PER_CLASS].tolist():
             pixels = fashion.test_images[i, 0].numpy()
             colour = np.stack([pixels, pixels // 2, 255 - pixels], -1) if rgb else pixels
-            Image.fromarray(colour).resize((side, side)).save(root / f"class_{c}" / f"{i:05d}.png")
+            suffix = ".pgm" if c == 9 and not rgb else ".png"  # old datasets are PGM: readable, though not served
+            Image.fromarray(colour).resize((side, side)).save(root / f"class_{c}" / f"{i:05d}{suffix}")
     whole = next((root / "class_3").iterdir()).read_bytes()
     broken = [root / "class_3" / "cut.png", root / "class_5" / "notes.png", root / "class_7" / "empty.jpg"]
     broken[0].write_bytes(whole[: len(whole) // 2])
