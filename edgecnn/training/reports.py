@@ -45,6 +45,7 @@ def write_reports(
             **{k: metrics[k] for k in ("val_accuracy", "val_loss", "test_accuracy", "test_loss") if k in metrics},
             "confusion": confusion,
             "unreadable_images": {"count": len(unreadable), "files": [{"path": p, "error": e} for p, e in unreadable]},
+            "images_read_from_disk": not isinstance(data.train_images, torch.Tensor),  # over --max-memory-gb
         },
     )
     title = f"{config.arch} on {Path(data.name).name}"

@@ -104,8 +104,10 @@ def test_streamed_training_gives_the_in_memory_weights_and_reports_the_unreadabl
     assert len(warning) == 1 and all(str(path) in warning[0] for path in broken)
     metrics = json.loads((tmp_path / "disk" / "metrics.json").read_text())
     assert metrics["unreadable_images"]["count"] == 3
+    assert metrics.pop("images_read_from_disk") is True
     assert sorted(f["path"] for f in metrics["unreadable_images"]["files"]) == sorted(map(str, broken))
     held = json.loads((tmp_path / "held" / "metrics.json").read_text())
+    assert held.pop("images_read_from_disk") is False
     for figures in (metrics, held):  # what differs: the reading settings, and the seconds per epoch
         figures.pop("config"), figures.pop("epochs")
     assert metrics == held
