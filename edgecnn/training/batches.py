@@ -5,7 +5,8 @@ sampler's sharding, applied batch by batch), so both give the same pixels in the
 drawn afterwards in the training process from its own generator, the same draws.
 
 A file that could be read at the scan but not now (deleted, or a disk error, mid-run) is left out of its batch,
-named in a warning and counted in metrics.json; the run goes on.
+named in a warning and counted in metrics.json; the run goes on — unless no file of a batch can be read (the
+folder itself is gone): that ends the run with one error line, the last checkpoint kept.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def load_batches(
     )
     for index, (x, good, errors) in zip(batches, loader, strict=True):
         y = labels[index]
+        if errors and not good:  # not one file of the batch: the folder is gone (a lost mount), not a bad file
+            raise DataError(f"no image of a batch can be read any more; the first: {errors[0]}", path=images.paths[0])
         if errors:
             _report(errors, images, index, good, unreadable)
             y = y[torch.tensor(good, dtype=torch.long, device=y.device)]

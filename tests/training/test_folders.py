@@ -6,6 +6,7 @@ in one process and in two."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import warnings
 from pathlib import Path
@@ -17,7 +18,7 @@ from conftest import run_cli, torchrun
 from PIL import Image
 
 from edgecnn.config import TrainConfig
-from edgecnn.errors import DataWarning
+from edgecnn.errors import DataError, DataWarning
 from edgecnn.training.checkpoint import load_checkpoint
 from edgecnn.training.data import load_dataset
 from edgecnn.training.loop import fit
@@ -184,3 +185,16 @@ def test_quantize_calibrating_on_the_folder_skips_the_same_files(folder):
     (message,) = [str(w.message) for w in caught if w.category is DataWarning]
     assert all(str(path) in message for path in broken)
     assert len(data.train_labels) + len(data.test_labels) == 400 and data.train_images.shape[1:] == (1, 28, 28)
+
+
+def test_a_folder_gone_mid_run_ends_it_with_one_clear_error(folder, tmp_path):
+    root, _ = folder
+    copy = tmp_path / "photos"
+    shutil.copytree(root, copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = load_dataset(str(copy), max_memory_gb=0)
+    shutil.rmtree(copy)  # an unmounted disk: every file fails, which is not one bad file to skip
+    config = TrainConfig(arch="tiny", dataset=str(copy), epochs=1, batch_size=50, val_size=0, device="cpu")
+    with pytest.raises(DataError, match="no image of a batch can be read any more; the first: cannot read image"):
+        fit(config, tmp_path / "out", data=data)
