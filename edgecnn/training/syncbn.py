@@ -2,7 +2,8 @@
 
 torch's ``nn.SyncBatchNorm`` runs on GPUs only; on CUDA it is used as it is. Elsewhere (gloo on CPUs) this
 module does the same arithmetic: each rank's per-channel sum, sum of squares and count are all-reduced with
-autograd (``torch.distributed.nn.functional.all_reduce``: the backward pass all-reduces the gradients), the
+autograd (:class:`_AllReduceSum`: the backward pass all-reduces the gradients, as torch's deprecated
+``torch.distributed.nn.functional.all_reduce`` did, without its warning on every run), the
 global mean and biased variance normalise, and the running statistics take the unbiased variance, as
 BatchNorm does. Computed from sums in float64, so it matches one process's BatchNorm on the same global batch
 to float32 rounding.
@@ -25,12 +26,10 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and torch_dist.is_available() and torch_dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         channels, dims = x.shape[1], [d for d in range(x.dim()) if d != 1]
         wide = x.double()
         count = torch.tensor([x.numel() / max(channels, 1)], dtype=torch.float64)
-        stats = all_reduce(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
+        stats = _AllReduceSum.apply(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
         n = stats[-1]
         mean = stats[:channels] / n
         var = stats[channels : 2 * channels] / n - mean * mean
@@ -46,6 +45,22 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.affine:
             y = y * self.weight.double().view(shape) + self.bias.double().view(shape)
         return y.to(x.dtype)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks; its gradient is the sum of the ranks' gradients (every rank used the sum)."""
+
+    @staticmethod
+    def forward(ctx: object, tensor: torch.Tensor) -> torch.Tensor:
+        summed = tensor.clone()
+        torch_dist.all_reduce(summed)
+        return summed
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        summed = grad.clone()
+        torch_dist.all_reduce(summed)
+        return summed
 
 
 def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
