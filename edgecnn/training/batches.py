@@ -1,5 +1,6 @@
 """Batches of uint8 images for training and evaluation, by index: sliced from the tensor in memory, or — an
-image folder over the memory budget — decoded from its files by DataLoader workers. The loop asks for the same
+image folder over the memory budget — decoded from its files through a DataLoader (by its workers, or in this
+process: ``batch_workers``). The loop asks for the same
 indices either way (every rank the same seeded order, its stride share of each global batch: the distributed
 sampler's sharding, applied batch by batch), so both give the same pixels in the same order, and augmentation,
 drawn afterwards in the training process from its own generator, the same draws.
@@ -90,7 +91,8 @@ def load_batches(
 def _report(
     errors: list[str], images: FolderImages, index: torch.Tensor, good: list[int], unreadable: Unreadable | None
 ) -> None:
-    failed = [images.paths[int(index[i])] for i in range(len(index)) if i not in set(good)]
+    read = set(good)
+    failed = [images.paths[int(index[i])] for i in range(len(index)) if i not in read]
     for path, error in zip(failed, errors, strict=True):
         warnings.warn(f"skipped an image that can no longer be read: {error}", DataWarning, 3)
         if unreadable is not None:

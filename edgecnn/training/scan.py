@@ -155,9 +155,9 @@ class _Decoded(torch.utils.data.Dataset):
 
 def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Iterator[Any]:
     """What a DataLoader over ``dataset`` yields, touching neither torch's global RNG nor, in the end, the
-    process's SIGCHLD handler: torch
-    installs its own for good the first time workers start, and with it a later subprocess exit can crash the
-    process once OpenVINO is loaded (seen here: a segfault). Torch's handler watches the workers while they run."""
+    process's SIGCHLD handler: torch installs its own for good the first time workers start, and with it a later
+    subprocess exit can crash the process once OpenVINO is loaded (seen here: a segfault). Torch's handler
+    watches the workers while they run."""
     from torch.utils.data._utils import signal_handling
 
     before = signal.getsignal(signal.SIGCHLD) if threading.current_thread() is threading.main_thread() else None
