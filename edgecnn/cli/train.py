@@ -127,7 +127,7 @@ def train(
         result = loop.fit(config, out_dir, resume=resume, progress=sys.stderr.isatty())
     except distributed.PeerLost:
         if os.environ.get(distributed.LAUNCHED):  # edgecnn's launcher says which process failed, in one line
-            ctx.exit(1)
+            ctx.exit(distributed.PEER_LOST_EXIT)
         raise
     except KeyboardInterrupt:
         saved = (Path(out_dir) / CHECKPOINT_NAME).is_file()

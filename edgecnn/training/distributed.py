@@ -15,8 +15,9 @@ import contextlib
 import datetime
 import logging
 import os
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ __all__ = [
     "restarted",
     "PeerLost",
     "LAUNCHED",
+    "PEER_LOST_EXIT",
+    "root_cause",
 ]
 
 
@@ -61,6 +64,7 @@ class Dist:
 
 
 ONE_PROCESS = Dist()
+PEER_LOST_EXIT = 75  # a process that only lost a peer exits with this under edgecnn's launcher (EX_TEMPFAIL)
 LAUNCHED = "EDGECNN_LAUNCHED"  # set for the processes `edgecnn train --nproc-per-node` starts: it reports failures
 
 
@@ -171,6 +175,20 @@ def gather_objects(value: Any, dist: Dist) -> list[Any]:
     return out
 
 
+def root_cause(failures: Mapping[int, Any]) -> tuple[int, Any]:
+    """The failed process that took the others down: one that died or failed on its own before a survivor that
+    only lost its peer — one exiting PEER_LOST_EXIT, aborted by gloo (SIGABRT, "terminate called without an
+    active exception") or stopped by the agent (SIGTERM) — and the earliest within each kind. torch's own
+    choice is the earliest alone, but its timestamps are whole seconds: a tie went to the lowest rank, and
+    named a survivor as the cause (seen: SIGABRT, SIGTERM)."""
+    taken_down = (-signal.SIGABRT, -signal.SIGTERM)
+
+    def kind(failure: Any) -> int:
+        return 2 if failure.exitcode == PEER_LOST_EXIT else 1 if failure.exitcode in taken_down else 0
+
+    return min(failures.items(), key=lambda item: (kind(item[1]), item[1].timestamp, item[0]))
+
+
 def launch(nproc: int, argv: Sequence[str], *, max_restarts: int = 0) -> None:
     """``edgecnn train --nproc-per-node N``: torchrun's launcher (its Python API) on this machine, running
     ``python -m edgecnn ARGV`` in N processes; a failed group is a TrainingError naming the first failure."""
@@ -194,7 +212,7 @@ def launch(nproc: int, argv: Sequence[str], *, max_restarts: int = 0) -> None:
     try:
         elastic_launch(config, sys.executable)("-m", "edgecnn", *argv)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()  # the earliest: the cause, not the peers it took down
+        rank, failure = root_cause(exc.failures)
         raise TrainingError(
             f"training process {rank} failed ({failure.message or 'exit ' + str(failure.exitcode)})"
         ) from exc

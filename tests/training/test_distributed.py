@@ -118,3 +118,22 @@ def test_a_global_batch_that_does_not_divide_among_the_processes_is_refused(mnis
 
     with pytest.raises(ConfigError, match="--batch-size 101 is the global batch: it must divide among 2 processes"):
         _start(TrainConfig(arch="tiny", dataset="mnist", batch_size=101, device="cpu"), mnist, Dist(0, 2, 0))
+
+
+def test_the_launcher_names_the_process_that_failed_not_a_survivor_it_took_down():
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from edgecnn.training.distributed import PEER_LOST_EXIT, root_cause
+
+    def failed(rank: int, exitcode: int, second: int = 0) -> ProcessFailure:
+        failure = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file="/nonexistent")
+        failure.timestamp = 1_700_000_000 + second  # torch's are whole seconds: ties are the usual case
+        return failure
+
+    killed, aborted, lost, stopped = -signal.SIGKILL, -signal.SIGABRT, PEER_LOST_EXIT, -signal.SIGTERM
+    assert root_cause({0: failed(0, aborted), 1: failed(1, killed)})[0] == 1  # gloo aborted the survivor (seen)
+    assert root_cause({0: failed(0, stopped), 1: failed(1, killed)})[0] == 1  # the agent stopped it (seen)
+    assert root_cause({0: failed(0, lost), 1: failed(1, killed)})[0] == 1
+    assert root_cause({0: failed(0, 1), 1: failed(1, lost)})[0] == 0  # its own error, the peer only lost it
+    assert root_cause({0: failed(0, killed, 1), 1: failed(1, 2)})[0] == 1  # within a kind, the earliest
+    assert "SIGKILL" in root_cause({0: failed(0, aborted), 1: failed(1, killed)})[1].message
