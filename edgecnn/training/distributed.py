@@ -191,7 +191,7 @@ def root_cause(failures: Mapping[int, Any]) -> tuple[int, Any]:
 
 def launch(nproc: int, argv: Sequence[str], *, max_restarts: int = 0) -> None:
     """``edgecnn train --nproc-per-node N``: torchrun's launcher (its Python API) on this machine, running
-    ``python -m edgecnn ARGV`` in N processes; a failed group is a TrainingError naming the first failure."""
+    ``python -m edgecnn ARGV`` in N processes; a failed group is a TrainingError naming the root cause."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
