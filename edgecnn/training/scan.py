@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,21 +152,21 @@ class _Decoded(torch.utils.data.Dataset):
 
 
 def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Iterator[Any]:
-    """What a DataLoader over ``dataset`` yields, touching neither torch's global RNG nor, in the end, the
-    process's SIGCHLD handler: torch installs its own for good the first time workers start, and with it a later
-    subprocess exit can crash the process once OpenVINO is loaded (seen here: a segfault). Torch's handler
-    watches the workers while they run."""
+    """What a DataLoader over ``dataset`` yields, touching neither torch's global RNG nor the process's SIGCHLD
+    handler. Torch installs a handler of its own, for good, the first time workers start; with it, a child's exit
+    could crash the process later (seen twice here: segfaults once OpenVINO was loaded, and in matplotlib after a
+    run had read a folder through workers). Without it torch still finds a dead worker, within its 5 s status
+    check."""
     from torch.utils.data._utils import signal_handling
 
-    before = signal.getsignal(signal.SIGCHLD) if threading.current_thread() is threading.main_thread() else None
+    installed = signal_handling._SIGCHLD_handler_set
+    signal_handling._SIGCHLD_handler_set = True  # "already installed": torch leaves SIGCHLD alone
     try:
         # its own generator: a DataLoader otherwise draws its workers' base seed from torch's global RNG, and
         # dropout's masks would differ from the same run held in memory
         yield from torch.utils.data.DataLoader(dataset, generator=torch.Generator(), **loader)
     finally:
-        if before is not None and signal.getsignal(signal.SIGCHLD) is not before:
-            signal.signal(signal.SIGCHLD, before)
-            signal_handling._SIGCHLD_handler_set = False  # the next loader installs it again for its own workers
+        signal_handling._SIGCHLD_handler_set = installed
 
 
 def _decoded(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Iterator[Any]:

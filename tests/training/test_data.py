@@ -75,18 +75,23 @@ def _write_folder(root, images, labels, names, *, rgb=False):
         picture.resize((40, 40)).save(folder / f"{i}.png")
 
 
+# In this process, folders are read without DataLoader workers (workers=0): forking workers from the test process,
+# which has OpenVINO, onnxruntime and gevent loaded by other tests, once crashed it (a segfault while collecting
+# garbage). Workers are tested in their own processes (tests/training/test_folders.py).
+
+
 def test_grayscale_image_folder_is_split_stratified_and_resized(tmp_path, mnist):
     keep = torch.isin(mnist.test_labels, torch.tensor([3, 7]))
     images, labels = mnist.test_images[keep][:60], mnist.test_labels[keep][:60]
     _write_folder(tmp_path, images, labels, {3: "three", 7: "seven"})
-    bundle = load_dataset(str(tmp_path), image_size=28, test_fraction=0.25, seed=1)
+    bundle = load_dataset(str(tmp_path), image_size=28, test_fraction=0.25, seed=1, workers=0)
     assert bundle.class_names == ("seven", "three")  # ImageFolder sorts class folders
     assert bundle.input_shape == (1, 28, 28)  # grey pixels saved as RGB are still grayscale
     assert len(bundle.train_labels) + len(bundle.test_labels) == 60
     counts = torch.bincount(bundle.test_labels, minlength=2)
     assert (counts >= 1).all() and counts.sum() == pytest.approx(15, abs=1)
     assert len(bundle.normalization.mean) == 1 and 0 < bundle.normalization.std[0] < 1
-    again = load_dataset(str(tmp_path), image_size=28, test_fraction=0.25, seed=1)
+    again = load_dataset(str(tmp_path), image_size=28, test_fraction=0.25, seed=1, workers=0)
     assert torch.equal(again.test_images, bundle.test_images)
 
 
@@ -96,7 +101,7 @@ def test_rgb_image_folder_with_train_and_test_split(tmp_path, fashion):
     test_idx = torch.cat([idx[4:] for idx in per_class])
     for split, idx in (("train", train_idx), ("test", test_idx)):
         _write_folder(tmp_path / split, fashion.test_images[idx], fashion.test_labels[idx], FASHION_CLASSES, rgb=True)
-    bundle = load_dataset(str(tmp_path), image_size=32)
+    bundle = load_dataset(str(tmp_path), image_size=32, workers=0)
     assert bundle.input_shape == (3, 32, 32)
     assert len(bundle.train_labels) == 40 and len(bundle.test_labels) == 20
     assert bundle.class_names == tuple(sorted(n.replace("/", "-") for n in FASHION_CLASSES))
@@ -109,14 +114,14 @@ def test_train_and_test_folders_with_different_classes_are_refused(tmp_path):
             (tmp_path / split / name).mkdir(parents=True)
             Image.new("L", (8, 8), 40).save(tmp_path / split / name / "x.png")
     with pytest.raises(DataError, match="different class folders"):
-        load_dataset(str(tmp_path))
+        load_dataset(str(tmp_path), workers=0)
 
 
 def test_folder_with_one_class_or_no_readable_image_in_a_class_is_refused(tmp_path):
     (tmp_path / "only").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "only" / "a.png")
     with pytest.raises(DataError, match="at least 2"):
-        load_dataset(str(tmp_path))
+        load_dataset(str(tmp_path), workers=0)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.warns(DataWarning, match=r"skipped 1 of 2 .*b\.png"), pytest.raises(DataError, match="other"):
