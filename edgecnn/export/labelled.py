@@ -17,10 +17,10 @@ import numpy as np
 
 from edgecnn.config import resolve_data_root
 from edgecnn.errors import DataError, DataWarning, ImageError, describe
-from edgecnn.runtime.images import IMAGE_SUFFIXES, load_image
+from edgecnn.runtime.images import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image
 from edgecnn.runtime.preprocess import to_model_pixels
 
-__all__ = ["Labelled", "load_labelled", "BUILTIN_CLASSES"]
+__all__ = ["Labelled", "load_labelled", "folder_image", "warn_unreadable", "BUILTIN_CLASSES"]
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -35,12 +35,29 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 BUILTIN_CLASSES = {"mnist": tuple(str(d) for d in range(10)), "fashion-mnist": FASHION_CLASSES}
-_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-_FOLDER_SUFFIXES = (
-    *IMAGE_SUFFIXES,
-    ".ppm",
-    ".pgm",
-)  # what training's folder listing (torchvision's) takes too  # torchvision's layout under the data root
+_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # torchvision's layout under the data root
+_FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".ppm", ".pgm")  # what training's folder listing (torchvision's) takes too
+_NAMED = 5  # unreadable files named in the warning
+
+
+def folder_image(path: str | os.PathLike[str], shape: tuple[int, int, int]) -> np.ndarray:
+    """One file of a user's image folder → uint8 C×H×W, as training and calibration read it: the runtime's own
+    reading (upright by EXIF, alpha onto white, 16-bit scaled, the size guards) and "stretch" framing, so the
+    deployed model is fed what it was trained on — in any format Pillow decodes (folders hold PGM and PPM too,
+    which the runtime refuses to be handed). Raises ImageError."""
+    image = load_image(path, formats=None)
+    if image.format not in IMAGE_FORMATS:  # checked above: handed on as pixels, not as a file of that format
+        image = image.copy()
+    return to_model_pixels([image], shape, fit="stretch")[0]
+
+
+def warn_unreadable(skipped: list[tuple[str, str]], total: int, *, where: str = "") -> None:
+    """One warning line for a folder's unreadable files, (path, why) each, naming the first few."""
+    if skipped:
+        named = "; ".join(f"{path} ({why})" for path, why in skipped[:_NAMED])
+        more = f" and {len(skipped) - _NAMED} more{where}" if len(skipped) > _NAMED else ""
+        message = f"skipped {len(skipped)} of {total} image(s) that cannot be read: {named}{more}"
+        warnings.warn(message, DataWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -134,19 +151,12 @@ def _folder_images(
     images, labels, skipped = [], [], []
     for path, label in files:  # one decoded photo at a time; an unreadable file is skipped, as training skips it
         try:
-            # as training reads folders: any format Pillow decodes, stretched
-            images.append(to_model_pixels([load_image(path, formats=None).copy()], shape, fit="stretch")[0])
+            images.append(folder_image(path, shape))
         except ImageError as exc:
-            skipped.append(f"{path} ({describe(exc).removeprefix(f'{path}: ')})")
+            skipped.append((str(path), describe(exc).removeprefix(f"{path}: ")))
             continue
         labels.append(label)
-    if skipped:
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        warnings.warn(
-            f"skipped {len(skipped)} image(s) that cannot be read: {'; '.join(skipped[:5])}{more}",
-            DataWarning,
-            stacklevel=3,
-        )
+    warn_unreadable(skipped, len(files))
     if not images:
         raise DataError(f"{root}: none of its {len(files)} image(s) can be read", path=root)
     return found, (np.stack(images), np.array(labels, dtype=np.int64))

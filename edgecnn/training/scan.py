@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgecnn.errors import DataError, DataWarning, describe
+from edgecnn.errors import DataError, describe
+from edgecnn.export.labelled import folder_image, warn_unreadable
 from edgecnn.training.distributed import from_env, gather_objects
 
 __all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "read_with_workers", "scan_folder"]
-
-
-_NAMED = 5  # unreadable files named in the warning (all of them go to metrics.json)
 
 
 class FolderImages:
@@ -66,18 +63,11 @@ class FolderImages:
 
 
 def decode_image(path: str, channels: int, size: int) -> np.ndarray:
-    """One file → uint8 C×S×S through the runtime's own reading (upright by EXIF, alpha onto white, 16-bit
-    scaled, the size guards) and its "stretch" framing: what the deployed model is fed is what it was trained
-    on. Any format Pillow decodes (torchvision's ImageFolder lists PGM and PPM too, which the runtime refuses)."""
-    from edgecnn.runtime.images import IMAGE_FORMATS, load_image
-    from edgecnn.runtime.preprocess import to_model_pixels
-
+    """One file → uint8 C×S×S as the deployed model is fed it (:func:`edgecnn.export.labelled.folder_image`);
+    whatever a user's file makes a decoder raise is a DataError naming that file."""
     try:
-        image = load_image(path, formats=None)
-        if image.format not in IMAGE_FORMATS:  # decoded and checked: handed on as pixels, not as a file format
-            image = image.copy()
-        return to_model_pixels([image], (channels, size, size), fit="stretch")[0]
-    except Exception as exc:  # whatever a user's file makes a decoder raise, it is that file's fault
+        return folder_image(path, (channels, size, size))
+    except Exception as exc:  # any decoder error is that file's fault
         if isinstance(exc, MemoryError):
             raise
         raise DataError(f"cannot read image {path}: {describe(exc).removeprefix(f'{path}: ')}", path=path) from exc
@@ -208,7 +198,8 @@ def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, kee
         digests.append(digest)
         if keep:
             pixels[len(kept) - 1] = image
-    _warn_skipped(skipped, len(samples))
+    if os.environ.get("RANK", "0") == "0":  # several processes: rank 0 speaks for them
+        warn_unreadable(skipped, len(samples), where=" (all in metrics.json)")
     paths = tuple(p for p, _ in kept)
     images: torch.Tensor | FolderImages = (
         torch.from_numpy(pixels[: len(kept)]) if keep and kept else FolderImages(paths, channels, size)
@@ -222,14 +213,6 @@ def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, kee
         tuple(skipped),
         images,
     )
-
-
-def _warn_skipped(skipped: list[tuple[str, str]], total: int) -> None:
-    if not skipped or os.environ.get("RANK", "0") != "0":  # several processes: rank 0 speaks for them
-        return
-    named = "; ".join(f"{path} ({why})" for path, why in skipped[:_NAMED])
-    more = f" and {len(skipped) - _NAMED} more (all in metrics.json)" if len(skipped) > _NAMED else ""
-    warnings.warn(f"skipped {len(skipped)} of {total} image(s) that cannot be read: {named}{more}", DataWarning, 2)
 
 
 def guess_channels(paths: list[str], sample: int = 64) -> int:
