@@ -36,16 +36,6 @@ INT8_GOAL_NETS = ("convnet5", "mnist_cnn3", "keras_same")
 BARE = "bare call of auto's choice"
 
 
-class _Timed:
-    """What measure_interleaved times: ``run(None, feed)`` → ``call(x)``."""
-
-    def __init__(self, call: Any) -> None:
-        self.call = call
-
-    def run(self, _names: Any, feed: dict[str, np.ndarray]) -> Any:
-        return self.call(feed["x"])
-
-
 def _bare(predictor: Predictor) -> Any:
     """The chosen configuration's engine without the Predictor: what its backend's own API costs."""
     engine = predictor.engine
@@ -83,8 +73,8 @@ def measure_net(name: str, auto_file: Path, images: np.ndarray, labels: np.ndarr
         rows[key] = _accuracy_row(key, precision, logits, ref, labels)
     for batch, iters in ITERS.items():
         xb = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])))
-        timed = {f"{k[0]}|{k[1]}": _Timed(c.logits if isinstance(c, Predictor) else c) for k, c in calls.items()}
-        samples = measure_interleaved(timed, {k: {"x": xb} for k in timed}, iters=iters, warmup=5)
+        runs = {f"{k[0]}|{k[1]}": c.logits if isinstance(c, Predictor) else c for k, c in calls.items()}
+        samples = measure_interleaved(runs, dict.fromkeys(runs, xb), iters=iters, warmup=5)
         for key in calls:
             rows[key][f"b{batch}"] = summarize(samples[f"{key[0]}|{key[1]}"])["p50"]
     return list(rows.values())

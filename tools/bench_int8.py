@@ -36,6 +36,7 @@ from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.export.graphs import prepare_shallow_convs
 from edgecnn.export.labelled import load_labelled
 from edgecnn.export.quantize import quiet_quantizer_logs
+from edgecnn.runtime.backends import onnxruntime_engine
 
 NETS = ("mnist_cnn3", "convnet5", "keras_conv2", "fashion_bn", "keras_same", "keras_valid")
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,10 +197,9 @@ def bench_net(net: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]],
         {"net": net, "variant": name, "threads": args.threads, "acc": accuracy(s, test_x, test_y)}
         for name, s in sessions.items()
     ]
-    input_name = sessions["fp32"].get_inputs()[0].name
+    runs = {name: onnxruntime_engine(session, "cpu", None).run for name, session in sessions.items()}
     for batch, iters in ((1, args.iters * 3), (64, args.iters)):
-        feed = {input_name: np.ascontiguousarray(test_x[:batch])}
-        samples = measure_interleaved(sessions, {name: feed for name in sessions}, iters=iters)
+        samples = measure_interleaved(runs, dict.fromkeys(runs, np.ascontiguousarray(test_x[:batch])), iters=iters)
         for row in rows:
             row[f"p50_b{batch}"] = summarize(samples[row["variant"]])["p50"]
     for row in rows:

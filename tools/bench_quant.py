@@ -33,6 +33,7 @@ from edgecnn.export.graphs import strip_value_info
 from edgecnn.export.job import export_checkpoint
 from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.export.to_onnx import export_onnx
+from edgecnn.runtime.backends import onnxruntime_engine
 from edgecnn.runtime.preprocess import normalize
 from edgecnn.runtime.session import open_session
 from edgecnn.training.checkpoint import load_checkpoint
@@ -78,14 +79,16 @@ def bench_net(arch: str, runs: Path, iters: int, work: Path) -> list[dict]:
         out = work / f"{arch}.{mode}.onnx"
         report = export_checkpoint(ckpt, out, ExportConfig(quantize=mode, latency_iters=100))
         paths[mode], chosen[mode] = out, report.mode
-    sessions = {name: open_session(path, spinning=False) for name, path in paths.items()}
+    runs = {
+        name: onnxruntime_engine(open_session(path, spinning=False), "cpu", None).run for name, path in paths.items()
+    }
     rows = {
         name: {"variant": name, "size": path.stat().st_size, "accuracy": accuracy(path, inputs, labels)}
         for name, path in paths.items()
     }
     for batch, n in ((1, iters), (64, max(20, iters // 5))):
         x = np.ascontiguousarray(inputs[:batch])
-        samples = measure_interleaved(sessions, {name: {"input": x} for name in sessions}, iters=n)
+        samples = measure_interleaved(runs, dict.fromkeys(runs, x), iters=n)
         for name, times in samples.items():
             rows[name][f"b{batch}"] = summarize(times)["p50"]
     rows["auto"]["variant"] = f"auto → {chosen['auto']}"

@@ -94,7 +94,7 @@ def _measure_batch(
 ) -> dict[str, LatencyRow]:
     log(f"batch {batch}: measuring {', '.join(s.name for s in subjects)}")
     samples = measure_interleaved(
-        {s.name: s for s in subjects},
+        {s.name: s.run for s in subjects},
         {s.name: s.feed(batch) for s in subjects},
         iters=config.iters,
         warmup=config.warmup,

@@ -1,5 +1,6 @@
-"""What ``edgecnn bench`` times: an ONNX file through the Predictor's session, or torch eager from a
-checkpoint. Each subject runs like a session (``run(None, feed)``) and knows what it is."""
+"""What ``edgecnn bench`` times: an ONNX file through the engine a Predictor runs it on, or torch eager
+from a checkpoint. Each subject runs as an engine does (``run(x) -> scores``: :data:`edgecnn.bench.timing.Run`)
+and knows what it is."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.bench.timing import Run
 from edgecnn.config import BenchConfig
 from edgecnn.errors import ConfigError, ModelFileError
 from edgecnn.files import checkpoint_path
+from edgecnn.runtime.backends import Engine
 
 __all__ = ["ModelInfo", "Subject", "onnx_subject", "torch_subject"]
 
@@ -40,8 +43,8 @@ class ModelInfo:
 @dataclass
 class Subject:
     name: str
-    run: Callable[[Any, Any], Any]
-    feed: Callable[[int], dict[str, Any]]
+    run: Run
+    feed: Callable[[int], np.ndarray]  # a batch of that many random inputs
     info: ModelInfo
     cold: tuple[str, list[str]]  # a script and its arguments for a fresh process
     close: Callable[[], None] = lambda: None
@@ -64,27 +67,24 @@ predictor.logits(np.zeros(shape, dtype=sys.argv[4]))
 """
 _FOREIGN_COLD = """
 import sys, numpy as np
+from edgecnn.runtime.backends import onnxruntime_engine, openvino_engine
 from edgecnn.runtime.session import create_session
 shape = [1] + [int(d) for d in sys.argv[3].split(",")]
 if sys.argv[5] == "openvino":
-    from edgecnn.runtime.backends import openvino_engine
-    openvino_engine(__import__("pathlib").Path(sys.argv[1])).run(np.zeros(shape, dtype=sys.argv[4]))
+    engine = openvino_engine(__import__("pathlib").Path(sys.argv[1]))
 else:
-    session, _ = create_session(sys.argv[1], sys.argv[2])
-    session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=sys.argv[4])})
+    engine = onnxruntime_engine(*create_session(sys.argv[1], sys.argv[2]), None)
+engine.run(np.zeros(shape, dtype=sys.argv[4]))
 """
 
 
 @dataclass(frozen=True)
 class _Opened:
-    run: Callable[[Any, Any], Any]  # session.run's signature: (output names, {input name: array})
-    input_name: str
+    engine: Engine
     input_type: str  # onnxruntime's spelling, "tensor(float)"
     shape: tuple[int, ...]
     mode: str
     cold: str
-    provider: str
-    precision: str
 
 
 def onnx_subject(
@@ -97,8 +97,8 @@ def onnx_subject(
     tag: bool = False,
 ) -> Subject:
     """Any ONNX model file on ``backend`` with ``threads``, opened with the Predictor's rules and timed
-    through its bare engine call. An edgecnn model is opened as a device app opens it (the Predictor); any
-    other by its graph's input. ``tag``: name the backend and threads in the row's name."""
+    through its engine's own call (``Engine.run``). An edgecnn model is opened as a device app opens it
+    (the Predictor); any other by its graph's input. ``tag``: name the backend and threads in the row's name."""
     from edgecnn.runtime.backends import default_threads
     from edgecnn.runtime.session import physical_cores
 
@@ -108,29 +108,30 @@ def onnx_subject(
     dtype = _DTYPES.get(opened.input_type)
     if dtype is None:
         raise ModelFileError(f"{path}: cannot bench an input of type {opened.input_type}", path=path)
-    feed = _random_feed(opened.input_name, dtype, opened.shape)
+    feed = _random_feed(dtype, opened.shape)
+    run = opened.engine.run
     first_started = time.perf_counter()
-    opened.run(None, feed(1))
+    run(feed(1))
     first = time.perf_counter() - first_started
     name = f"{path} [{backend}, {threads or 'default'} thr]" if tag else str(path)
     info = ModelInfo(
         name=name,
         kind=backend,
         file_bytes=path.stat().st_size,
-        provider=opened.provider,
+        provider=opened.engine.device,
         threads=threads or default_threads(backend) or physical_cores(),
         quantization=opened.mode,
         session_create_ms=created * 1e3,
         first_inference_ms=first * 1e3,
-        precision=opened.precision,
+        precision=opened.engine.precision,
     )
-    args = [str(path), opened.provider, ",".join(map(str, opened.shape)), np.dtype(dtype).name, backend]
-    return Subject(name, opened.run, feed, info, (opened.cold, args))
+    args = [str(path), opened.engine.device, ",".join(map(str, opened.shape)), np.dtype(dtype).name, backend]
+    return Subject(name, run, feed, info, (opened.cold, args))
 
 
 def _open(path: Path, config: BenchConfig, spinning: bool, backend: str, threads: int | None) -> _Opened:
     from edgecnn.runtime import Predictor
-    from edgecnn.runtime.backends import openvino_engine
+    from edgecnn.runtime.backends import onnxruntime_engine, openvino_engine
     from edgecnn.runtime.graphinfo import read_graph_info
     from edgecnn.runtime.metadata import PREFIX
     from edgecnn.runtime.session import create_session
@@ -138,26 +139,18 @@ def _open(path: Path, config: BenchConfig, spinning: bool, backend: str, threads
     options = {"threads": threads, "allow_fallback": config.allow_fallback, "spinning": spinning}
     if PREFIX + "schema" in read_graph_info(path).metadata:
         predictor = Predictor(path, provider=config.provider, backend=backend, **options)  # as a device app does
-        spec, engine = predictor.metadata.input, predictor.engine
+        spec = predictor.metadata.input
         kind = "tensor(uint8)" if spec.baked else "tensor(float)"
         mode = str(predictor.metadata.quantization.get("mode"))
-        run = _engine_call(engine)
-        return _Opened(run, spec.name, kind, spec.graph_shape, mode, _ONNX_COLD, engine.device, engine.precision)
+        return _Opened(predictor.engine, kind, spec.graph_shape, mode, _ONNX_COLD)
     session, provider = create_session(path, "cpu" if backend == "openvino" else config.provider, **options)
     graph_input = session.get_inputs()[0]
     shape = _foreign_shape(path, graph_input.shape, config.shape)
-    run, precision = session.run, "f32"
     if backend == "openvino":
         engine = openvino_engine(path, threads=threads)
-        run, provider, precision = _engine_call(engine), engine.device, engine.precision
-    return _Opened(run, graph_input.name, graph_input.type, shape, "foreign", _FOREIGN_COLD, provider, precision)
-
-
-def _engine_call(engine: Any) -> Callable[[Any, Any], Any]:
-    """onnxruntime: the bare ``session.run``; OpenVINO: its infer request, behind the same signature."""
-    if engine.backend == "onnxruntime":
-        return engine.handle.run
-    return lambda _names, feed: [engine.run(next(iter(feed.values())))]
+    else:  # the engine a Predictor given classes=, mean=, std= would run it on
+        engine = onnxruntime_engine(session, provider, None)
+    return _Opened(engine, graph_input.type, shape, "foreign", _FOREIGN_COLD)
 
 
 def _foreign_shape(path: Path, dims: list[Any], given: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -176,13 +169,13 @@ def _foreign_shape(path: Path, dims: list[Any], given: tuple[int, ...] | None) -
     return tuple(given)
 
 
-def _random_feed(name: str, dtype: Any, shape: tuple[int, ...]) -> Callable[[int], dict[str, Any]]:
+def _random_feed(dtype: Any, shape: tuple[int, ...]) -> Callable[[int], np.ndarray]:
     rng = np.random.default_rng(0)
 
-    def feed(batch: int) -> dict[str, Any]:
+    def feed(batch: int) -> np.ndarray:
         if np.issubdtype(dtype, np.integer):
-            return {name: rng.integers(0, 256, (batch, *shape)).astype(dtype)}
-        return {name: rng.standard_normal((batch, *shape)).astype(dtype)}
+            return rng.integers(0, 256, (batch, *shape)).astype(dtype)
+        return rng.standard_normal((batch, *shape)).astype(dtype)
 
     return feed
 
@@ -210,17 +203,14 @@ def torch_subject(checkpoint: str, config: BenchConfig) -> Subject:
     saved = load_checkpoint(checkpoint)
     model = saved.build_model()
     created = time.perf_counter() - started
-    rng = np.random.default_rng(0)
+    feed = _random_feed(np.float32, tuple(saved.card.input_shape))
 
-    def feed(batch: int) -> dict[str, Any]:
-        return {"input": rng.standard_normal((batch, *saved.card.input_shape)).astype(np.float32)}
-
-    def run(_names: Any, inputs: dict[str, Any]) -> Any:
+    def run(x: np.ndarray) -> Any:
         with torch.inference_mode():
-            return model(torch.from_numpy(inputs["input"]))
+            return model(torch.from_numpy(x))
 
     first_started = time.perf_counter()
-    run(None, feed(1))
+    run(feed(1))
     info = ModelInfo(
         name=f"torch eager ({checkpoint})",
         kind="torch",

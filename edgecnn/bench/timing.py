@@ -1,12 +1,16 @@
 """Latency you can trust: several models timed round-robin in one run, summarized as percentiles and
 compared as ratios.
 
+What is timed is a :data:`Run`: one array in, scores out — the call shape of
+:attr:`edgecnn.runtime.backends.Engine.run`, which every timing path uses as it is (an engine's ``run``,
+``Predictor.logits``, torch eager behind a one-line closure); nothing is wrapped to look like a session.
+
 Microsecond-scale models are noisier than the differences between their variants; comparing two
 variants measured minutes apart compares the machine's moods. Here the variants take turns in short
 blocks (one untimed run, then ``block`` timed runs each): short enough that drift hits all alike, long
 enough that each block runs with its own weights in cache, as a deployed model does. Sessions timed
-side by side must not spin (see :func:`edgecnn.runtime.session.open_session`): measured on 2 cores, five
-spinning sessions made mnist_cnn3's fp32 graph look 60 % slower than it runs alone.
+side by side must not spin (see :func:`edgecnn.runtime.session.open_session`; BENCHMARKS.md, "Timing
+sessions side by side").
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Clock", "measure_interleaved", "summarize", "compare_latency"]
+__all__ = ["Clock", "Run", "measure_interleaved", "summarize", "p50_by_batch", "compare_latency"]
 
 Clock = Callable[[], float]
+Run = Callable[[np.ndarray], Any]  # Engine.run's shape: a batch in, scores out
 
 
 def measure_interleaved(
-    sessions: Mapping[str, Any],
-    feeds: Mapping[str, Mapping[str, np.ndarray]],
+    runs: Mapping[str, Run],
+    inputs: Mapping[str, np.ndarray],
     *,
     iters: int = 200,
     warmup: int = 10,
@@ -34,14 +39,14 @@ def measure_interleaved(
     clock: Clock = time.perf_counter,
     settle: float = 0.0,
 ) -> dict[str, list[float]]:
-    """Timings (seconds per ``session.run``) for each named session, taken in alternating blocks:
-    ``iters`` each, or as many as fit in ``duration`` seconds for all together (at least one block).
-    ``settle``: seconds slept before each block, so that sessions whose idle threads spin (as a Predictor's
-    do by default) have parked them before the next one runs."""
-    names = list(sessions)
+    """Timings (seconds per call of ``runs[name](inputs[name])``) for each named model, taken in
+    alternating blocks: ``iters`` each, or as many as fit in ``duration`` seconds for all together (at
+    least one block). ``settle``: seconds slept before each block, so that sessions whose idle threads spin
+    (as a Predictor's do by default) have parked them before the next one runs."""
+    names = list(runs)
     for _ in range(warmup):
         for name in names:
-            sessions[name].run(None, feeds[name])
+            runs[name](inputs[name])
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = clock()
 
@@ -52,14 +57,14 @@ def measure_interleaved(
 
     while more():
         for name in names:
-            session, feed, times = sessions[name], feeds[name], samples[name]
+            run, x, times = runs[name], inputs[name], samples[name]
             if settle:
                 time.sleep(settle)
-            session.run(None, feed)  # untimed: brings this variant's weights back into cache
+            run(x)  # untimed: brings this variant's weights back into cache
             count = block if duration is not None else min(block, iters - len(times))
             for _ in range(count):
                 start = clock()
-                session.run(None, feed)
+                run(x)
                 times.append(clock() - start)
     return samples
 
@@ -80,22 +85,32 @@ def summarize(samples: list[float]) -> dict[str, float]:
     }
 
 
-def compare_latency(
-    paths: Mapping[str, Any],
+def p50_by_batch(
+    runs: Mapping[str, Run],
     feed: np.ndarray,
     *,
-    input_name: str,
     batch_sizes: tuple[int, ...],
     iters: int = 200,
+    clock: Clock = time.perf_counter,
+    settle: float = 0.0,
 ) -> dict[str, dict[str, float]]:
-    """p50 milliseconds of each model file at each batch size, the models interleaved in one run."""
-    from edgecnn.runtime.session import open_session
-
-    sessions = {name: open_session(path, spinning=False) for name, path in paths.items()}
-    result: dict[str, dict[str, float]] = {name: {} for name in paths}
-    for batch in batch_sizes:
+    """p50 milliseconds of each model at each batch size (``feed``'s rows, repeated as needed), the models
+    interleaved in one run per batch size."""
+    result: dict[str, dict[str, float]] = {name: {} for name in runs}
+    for batch in dict.fromkeys(batch_sizes):
         x = np.ascontiguousarray(np.resize(feed, (batch, *feed.shape[1:])))
-        samples = measure_interleaved(sessions, {name: {input_name: x} for name in sessions}, iters=iters)
+        samples = measure_interleaved(runs, dict.fromkeys(runs, x), iters=iters, clock=clock, settle=settle)
         for name, times in samples.items():
             result[name][str(batch)] = round(summarize(times)["p50"], 5)
     return result
+
+
+def compare_latency(
+    paths: Mapping[str, Any], feed: np.ndarray, *, batch_sizes: tuple[int, ...], iters: int = 200
+) -> dict[str, dict[str, float]]:
+    """:func:`p50_by_batch` of model files on onnxruntime's CPU engine, in sessions that do not spin."""
+    from edgecnn.runtime.backends import onnxruntime_engine
+    from edgecnn.runtime.session import open_session
+
+    runs = {name: onnxruntime_engine(open_session(p, spinning=False), "cpu", None).run for name, p in paths.items()}
+    return p50_by_batch(runs, feed, batch_sizes=batch_sizes, iters=iters)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.timing import Clock, measure_interleaved, summarize
+from edgecnn.bench.timing import Clock, p50_by_batch
 from edgecnn.export.gates import Gates
 from edgecnn.runtime.backends import Engine
 
@@ -81,7 +81,16 @@ class AutoDecision:
 
     @property
     def row(self) -> AutoRow:
-        return next(row for row in self.table if row.candidate == self.chosen)
+        """The chosen candidate's row."""
+        return self._named(self.chosen)
+
+    @property
+    def reference(self) -> AutoRow:
+        """onnxruntime running the fp32 file: the row every candidate was compared with."""
+        return self._named(REFERENCE)
+
+    def _named(self, candidate: str) -> AutoRow:
+        return next(row for row in self.table if row.candidate == candidate)
 
     @property
     def runtime(self) -> dict[str, Any]:
@@ -112,7 +121,8 @@ def choose_fastest(
 ) -> AutoDecision:
     """Measure ``contenders`` (onnxruntime fp32, named "none", among them) and decide."""
     logits = {c.name: _logits(c.engine.run, feed) for c in contenders}
-    latency = _latency(contenders, feed, (1, batch_size_hint), iters, clock)
+    runs = {c.name: c.engine.run for c in contenders}
+    latency = p50_by_batch(runs, feed, batch_sizes=(1, batch_size_hint), iters=iters, clock=clock, settle=SETTLE)
     reference = logits[REFERENCE]
     table = [_row(c, logits[c.name], reference, labels, latency[c.name]) for c in contenders]
     return decide(table, batch_size_hint=batch_size_hint, max_accuracy_drop=max_accuracy_drop)
@@ -148,29 +158,6 @@ def _why_not(row: AutoRow, rows: Mapping[str, AutoRow], base: Mapping[str, float
 
 def _logits(run: Callable[[np.ndarray], np.ndarray], feed: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([run(feed[i : i + batch]) for i in range(0, len(feed), batch)]).astype(np.float32)
-
-
-class _Timed:
-    """What measure_interleaved times (``run(None, feed)``): the engine's own call."""
-
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
-        self._run = run
-
-    def run(self, _names: Any, feed: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._run(feed["x"])
-
-
-def _latency(
-    contenders: Sequence[Contender], feed: np.ndarray, batch_sizes: tuple[int, ...], iters: int, clock: Clock
-) -> dict[str, dict[str, float]]:
-    timed = {c.name: _Timed(c.engine.run) for c in contenders}
-    result: dict[str, dict[str, float]] = {c.name: {} for c in contenders}
-    for batch in dict.fromkeys(batch_sizes):
-        x = {"x": np.ascontiguousarray(np.resize(feed, (batch, *feed.shape[1:])))}
-        samples = measure_interleaved(timed, {name: x for name in timed}, iters=iters, clock=clock, settle=SETTLE)
-        for name, times in samples.items():
-            result[name][str(batch)] = round(summarize(times)["p50"], 5)
-    return result
 
 
 def _row(

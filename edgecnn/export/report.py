@@ -78,7 +78,7 @@ def measure_report(
     fp32: Path,
     chosen: Path,
     feed: np.ndarray,
-    spec: InputSpec,
+    spec: InputSpec | None = None,  # not read: the timed engine finds the graph's input itself
     iters: int,
     batch_sizes: tuple[int, ...],
     decision: AutoDecision | None,
@@ -89,14 +89,12 @@ def measure_report(
     before, after = onnx.load(str(fp32)), onnx.load(str(chosen))
     families_before = compute_op_counts(before)
     if decision is not None:
-        latency = {"fp32": decision.table[0].latency_ms, "exported": decision.row.latency_ms}
+        latency = {"fp32": decision.reference.latency_ms, "exported": decision.row.latency_ms}
     elif fp32.read_bytes() == chosen.read_bytes():  # the fp32 graph itself: time it once
-        only = compare_latency({"fp32": fp32}, feed, input_name=spec.name, batch_sizes=batch_sizes, iters=iters)["fp32"]
+        only = compare_latency({"fp32": fp32}, feed, batch_sizes=batch_sizes, iters=iters)["fp32"]
         latency = {"fp32": only, "exported": only}
     else:
-        latency = compare_latency(
-            {"fp32": fp32, "exported": chosen}, feed, input_name=spec.name, batch_sizes=batch_sizes, iters=iters
-        )
+        latency = compare_latency({"fp32": fp32, "exported": chosen}, feed, batch_sizes=batch_sizes, iters=iters)
     return {
         "ops_before": op_counts(before),
         "ops_after": op_counts(after),

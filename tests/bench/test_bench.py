@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import run_cli
 
+from edgecnn.bench.run import run_bench
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, ExportConfig
 from edgecnn.errors import ConfigError
@@ -23,13 +25,14 @@ class FakeClock:
         return self.now
 
 
-class FakeSession:
-    """A 'model' whose every run takes the next duration from a list, on the fake clock."""
+class FakeModel:
+    """A 'model' (an engine's ``run(x)``) whose every call takes the next duration from a list, on the
+    fake clock."""
 
     def __init__(self, name, clock, durations, calls):
         self.name, self.clock, self.durations, self.calls, self.i = name, clock, durations, calls, 0
 
-    def run(self, _names, _feed):
+    def __call__(self, _x):
         self.calls.append(self.name)
         self.clock.now += self.durations[self.i % len(self.durations)]
         self.i += 1
@@ -46,9 +49,10 @@ def test_percentiles_of_known_samples():
 
 def test_two_models_are_measured_interleaved_with_exact_timings():
     clock, calls = FakeClock(), []
-    a = FakeSession("a", clock, [0.001], calls)
-    b = FakeSession("b", clock, [0.001 * k for k in range(1, 11)], calls)  # 1, 2, …, 10 ms, repeating
-    samples = measure_interleaved({"a": a, "b": b}, {"a": {}, "b": {}}, iters=40, warmup=2, block=10, clock=clock)
+    a = FakeModel("a", clock, [0.001], calls)
+    b = FakeModel("b", clock, [0.001 * k for k in range(1, 11)], calls)  # 1, 2, …, 10 ms, repeating
+    x = np.zeros((1, 4), np.float32)
+    samples = measure_interleaved({"a": a, "b": b}, {"a": x, "b": x}, iters=40, warmup=2, block=10, clock=clock)
     assert len(samples["a"]) == len(samples["b"]) == 40
     assert summarize(samples["a"])["p50"] == pytest.approx(1.0)
     # b's untimed first run of each block takes one duration, so its timed runs cycle through the rest
@@ -60,10 +64,36 @@ def test_two_models_are_measured_interleaved_with_exact_timings():
 
 def test_duration_mode_stops_on_time():
     clock, calls = FakeClock(), []
-    sessions = {"a": FakeSession("a", clock, [0.01], calls), "b": FakeSession("b", clock, [0.01], calls)}
-    samples = measure_interleaved(sessions, {"a": {}, "b": {}}, warmup=0, block=5, duration=1.0, clock=clock)
+    runs = {"a": FakeModel("a", clock, [0.01], calls), "b": FakeModel("b", clock, [0.01], calls)}
+    x = np.zeros((1, 4), np.float32)
+    samples = measure_interleaved(runs, dict.fromkeys(runs, x), warmup=0, block=5, duration=1.0, clock=clock)
     assert len(samples["a"]) == len(samples["b"])
     assert clock.now >= 1.0 and clock.now <= 1.0 + 2 * 6 * 0.01 + 1e-9  # at most one round past the deadline
+
+
+def test_each_model_is_called_with_its_own_input():
+    seen = {"a": [], "b": []}
+    runs = {name: seen[name].append for name in seen}
+    inputs = {"a": np.zeros((1, 2), np.uint8), "b": np.ones((3, 2), np.float32)}
+    measure_interleaved(runs, inputs, iters=3, warmup=1, block=2)
+    assert all(x is inputs[name] for name in seen for x in seen[name]) and len(seen["a"]) == 1 + (1 + 2) + (1 + 1)
+
+
+def test_a_foreign_model_is_timed_through_the_engine_of_each_backend(tmp_path):
+    """A file without edgecnn metadata, as a Predictor given classes= would run it, on both backends."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 1, 4, 4])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 1, 4, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["pixels"], ["scores"])], "g", [x], [y])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    config = BenchConfig(backends=("onnxruntime", "openvino"), batch_sizes=(1, 3), iters=5, warmup=1, cold_runs=1)
+    result = run_bench([path], config)
+    assert [(m.kind, m.quantization) for m in result.models] == [("onnxruntime", "foreign"), ("openvino", "foreign")]
+    assert all(m.cold_start_ms and m.cold_start_ms > 0 for m in result.models)
+    assert all(row.samples == 5 for rows in result.batches.values() for row in rows.values())
 
 
 def test_bench_config_refuses_nonsense():
