@@ -15,7 +15,7 @@ from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subje
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, config_to_dict
 from edgecnn.errors import ConfigError
-from edgecnn.runtime.backends import default_spinning
+from edgecnn.runtime.threads import default_spinning
 
 __all__ = ["LatencyRow", "BenchResult", "run_bench"]
 

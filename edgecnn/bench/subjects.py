@@ -99,8 +99,8 @@ def onnx_subject(
     """Any ONNX model file on ``backend`` with ``threads``, opened with the Predictor's rules and timed
     through its engine's own call (``Engine.run``). An edgecnn model is opened as a device app opens it
     (the Predictor); any other by its graph's input. ``tag``: name the backend and threads in the row's name."""
-    from edgecnn.runtime.backends import default_threads
     from edgecnn.runtime.session import physical_cores
+    from edgecnn.runtime.threads import default_threads
 
     started = time.perf_counter()
     opened = _open(path, config, spinning, backend, threads)

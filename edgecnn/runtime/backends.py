@@ -1,4 +1,5 @@
-"""Backends: the engines a :class:`~edgecnn.runtime.Predictor` runs a model file on.
+"""Backends: the engines a :class:`~edgecnn.runtime.Predictor` runs a model file on, each behind one call
+shape, :attr:`Engine.run` (a batch in, scores out), which is also what ``edgecnn.bench`` times.
 
 ``onnxruntime`` (CPU, CUDA; the session policy of :mod:`edgecnn.runtime.session`) and ``openvino``
 (``pip install "edgecnn[openvino]"``; imported only when asked for; device names as OpenVINO spells them —
@@ -23,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
+from edgecnn.runtime.session import ORT_ERRORS
+from edgecnn.runtime.threads import THREAD_POLICY, ThreadPolicy, default_spinning, default_threads
 
-__all__ = [
+__all__ = [  # THREAD_POLICY, ThreadPolicy, default_threads, default_spinning: runtime/threads.py's, re-exported
     "BACKENDS",
     "OPENVINO_PRECISIONS",
     "THREAD_POLICY",
@@ -44,21 +47,6 @@ OPENVINO_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO's inference precision h
 _FILE_PRECISION = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}  # by quantization mode
 
 
-@dataclass(frozen=True)
-class ThreadPolicy:
-    """What a model gets when its caller names no threads (and, on onnxruntime, no spinning)."""
-
-    threads: int | None  # intra-op threads; None: the backend's own default (one per physical core)
-    spinning: bool | None  # onnxruntime's idle workers busy-wait; None: not a switch this backend has
-
-
-# Chosen from tools/bench_threads.py's sweep (BENCHMARKS.md, "Threads": keras_same and convnet5, fp32 and
-# int8, batch 1 and 64, idle and beside a busy core, each configuration alone in its own process) as the
-# one whose worst case is least bad. onnxruntime: one thread per physical core, spinning — worst 1.54× the
-# best (convnet5 int8, batch 64 beside a busy core: 7.50 vs 4.87 ms without spinning); one thread is worst
-# at 2.04× (idle, batch 64), two without spinning at 1.58× (idle, batch 1: waking costs ~40 µs).
-# OpenVINO: its own default (all cores) is best or within 3 % everywhere but batch 1 beside a busy core.
-THREAD_POLICY = {"onnxruntime": ThreadPolicy(None, True), "openvino": ThreadPolicy(None, None)}
 _COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
 _OV_TYPES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "i8": "int8", "u8": "int8"}
 
@@ -77,8 +65,6 @@ class Engine:
 
 def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | None) -> Engine:
     """An onnxruntime session as an engine; it runs the file as it is, so its precision is the file's."""
-    from edgecnn.runtime.session import ORT_ERRORS
-
     outputs, name = [session.get_outputs()[0].name], session.get_inputs()[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -115,16 +101,6 @@ def recorded_backend(path: Path, quantization: Mapping[str, Any], provider: str)
         stacklevel=4,
     )
     return "onnxruntime", None
-
-
-def default_threads(backend: str) -> int | None:
-    """The intra-op threads a model on ``backend`` gets when the caller names none (THREAD_POLICY)."""
-    return THREAD_POLICY[backend].threads
-
-
-def default_spinning() -> bool:
-    """Whether onnxruntime's idle worker threads busy-wait when the caller does not say (THREAD_POLICY)."""
-    return bool(THREAD_POLICY["onnxruntime"].spinning)
 
 
 def require_openvino() -> Any:

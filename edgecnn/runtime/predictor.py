@@ -52,7 +52,7 @@ class Predictor:
     recipe of the model's training data (MNIST: "digit", Fashion-MNIST: "object", else "stretch").
     ``channel_order``: "rgb", or "bgr" for OpenCV frames. ``threads`` and ``spinning`` (onnxruntime's idle
     workers busy-waiting: faster when the cores are yours alone, slower when other processes share them)
-    left None follow the measured thread policy (``edgecnn.runtime.backends.THREAD_POLICY``). A model
+    left None follow the measured thread policy (``edgecnn.runtime.threads.THREAD_POLICY``). A model
     without edgecnn metadata needs ``classes``, ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC");
     ``output="probabilities"`` when its graph ends in a softmax. ``model_path`` may name a zoo model,
     ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).

@@ -17,6 +17,7 @@ from typing import Any
 from edgecnn.config import PROVIDERS
 from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
 from edgecnn.runtime.install import require_onnxruntime
+from edgecnn.runtime.threads import default_spinning, default_threads
 
 __all__ = ["ORT_ERRORS", "ORT_PROVIDERS", "ProviderWarning", "open_session", "create_session", "physical_cores"]
 
@@ -114,9 +115,7 @@ def create_session(
     spinning: bool | None = None,
 ) -> tuple[Any, str]:
     """Resolve ``provider`` ("auto", "cpu", "cuda"), create the session, and return it with the provider
-    that really runs it. ``threads``/``spinning`` left None follow the thread policy (runtime/backends.py)."""
-    from edgecnn.runtime.backends import default_spinning, default_threads
-
+    that really runs it. ``threads``/``spinning`` left None follow the thread policy (runtime/threads.py)."""
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024):
