@@ -1,7 +1,9 @@
 """ModelCard: THE description of a trained model. Tier 0.
 
 The checkpoint (``training/checkpoint.py``), the ONNX ``metadata_props`` (``runtime/metadata.py``) and the
-zoo's ``models/*/card.md`` all serialize this one object, so what a model is never gets restated by hand.
+zoo's safetensors headers all serialize this one object (:meth:`ModelCard.to_dict`), so what a model is never
+gets restated by hand; the zoo's ``models/*/card.md`` pages are drawn from its fields and the measured
+figures by ``tools/zoo_cards.py``.
 (torchvision binds a trained artifact and its meta in one ``Weights`` object; timm has ``PretrainedCfg``.)
 """
 
@@ -28,10 +30,6 @@ class Normalization:
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Normalization:
-        return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
 
 
 @dataclass(frozen=True)
@@ -127,22 +125,6 @@ class ModelCard:
             dataset=_text(data, "dataset", source, required=False),
             metrics={str(k): float(v) for k, v in metrics.items()},
             lineage=Lineage.from_dict(lineage),
-        )
-
-    def to_markdown(self) -> str:
-        """The card as a short Markdown page (``models/NAME/card.md``)."""
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in self.metrics.items()) or "none recorded"
-        return "\n".join(
-            [
-                f"# {self.arch} on {self.dataset}",
-                "",
-                f"- classes ({len(self.class_names)}): {', '.join(self.class_names)}",
-                f"- input: {'×'.join(map(str, self.input_shape))} (C×H×W), normalised with mean "
-                f"{list(self.normalization.mean)}, std {list(self.normalization.std)}",
-                f"- metrics: {metrics}",
-                f"- lineage: {self.lineage.summary()}",
-                "",
-            ]
         )
 
 

@@ -47,7 +47,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "CHANNEL_ORDERS",
     "PIL_ERRORS",
-    *("load_image", "checked_image", "image_batch", "single_images", "upright"),
+    *("load_image", "checked_image", "image_batch", "upright"),
 ]
 
 # Still formats Pillow decodes safely; MPO is how some phones write JPEGs; GIF gives its first frame.
@@ -136,11 +136,6 @@ def image_batch(images: Any, *, channels: int = 1, channel_order: str = "rgb") -
     batch = array[None] if single else array
     _check_array_size(batch, 0)
     return len(batch), (_from_array(one, channel_order) for one in _uint8_images(batch))
-
-
-def single_images(images: Any, *, channels: int = 1, channel_order: str = "rgb") -> list[np.ndarray]:
-    """:func:`image_batch`'s images, all decoded at once."""
-    return list(image_batch(images, channels=channels, channel_order=channel_order)[1])
 
 
 def _list_images(items: list[Any] | tuple[Any, ...], channel_order: str) -> Iterator[np.ndarray]:
