@@ -1,5 +1,7 @@
-"""Tier 0, measurement: ``timing`` (interleaved runs, percentiles), ``environment`` (machine, cold
-start), ``subjects`` (what is timed), ``run`` (:func:`run_bench`, :class:`BenchResult`), ``report``."""
+"""Tier 0, measurement: ``timing`` (interleaved runs of engines' ``run(x)``, percentiles), ``environment``
+(machine, cold start), ``subjects`` (what ``edgecnn bench`` times), ``run`` (:func:`run_bench`,
+:class:`BenchResult`), ``report`` (its table); ``framings`` (photo-like framings of test images) and
+``fitting`` (each ``fit`` mode's accuracy on them)."""
 
 from __future__ import annotations
 

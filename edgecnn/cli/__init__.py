@@ -1,5 +1,10 @@
 """The command line: click only, one small module per command group (parse → config → one call → print).
 
+The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
+``quantize``, ``predict``, ``info``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
+helpers: ``options`` (options generated from the config fields), ``output`` (what every command prints
+the same way) and ``requires`` (which extra a command needs, checked before any work).
+
 Tier 0 at import time: commands import the torch-side modules inside their bodies, so ``edgecnn
 predict`` and ``edgecnn bench`` start without torch. Every :class:`EdgeCNNError` becomes one line on
 stderr and exit 1; click's usage errors exit 2.

@@ -1,7 +1,12 @@
 """Tier 0, the device side: numpy, onnxruntime and Pillow, never torch.
 
-``session`` (providers, threads, spinning, load errors), ``metadata`` (card + file facts in
-``metadata_props``), ``preprocess`` (pixels → graph input) and ``predictor`` (:class:`Predictor`).
+As a model file goes from disk to answers: ``zoo`` and ``zoo_index`` (``zoo:NAME`` → a checked file),
+``graphinfo`` (what any .onnx file declares, read without the onnx package), ``install`` (which onnxruntime
+this process has), ``threads`` (the thread policy), ``session`` (providers, threads, spinning, load
+errors), ``backends`` (the engines — onnxruntime, OpenVINO — behind one ``run(x)``), ``metadata`` (card +
+file facts in ``metadata_props``), ``foreign`` (the caller's description of a model without them),
+``images`` (what users hand in → upright uint8 images, within the size guards), ``framing`` (a photo →
+the model's H×W), ``preprocess`` (pixels → graph input) and ``predictor`` (:class:`Predictor`).
 """
 
 from __future__ import annotations
