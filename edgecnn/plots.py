@@ -79,31 +79,42 @@ def _save(fig, path: str | os.PathLike[str], plt) -> None:
 
 
 def plot_latency(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """p50 per model and batch size as bars, with a whisker from p90 to p99 on each (one panel per
-    batch size: their scales differ by orders of magnitude)."""
+    """p50 per model and batch size as a point, with a whisker from the fastest run to p99, on a log axis
+    (one panel per batch size: their scales differ by orders of magnitude). Points, not bars: on a log axis
+    a bar's length means nothing, while the distance between two points is their ratio; each point is also
+    labelled with its p50 and that as a multiple of the first model's (the dashed line)."""
     plt = _pyplot()
     batches = list(result["batches"])
     names = [m["name"] for m in result["models"]]
     fig, axes = plt.subplots(1, len(batches), figsize=(3.2 + 2.6 * len(batches), 3.8), squeeze=False)
     for ax, batch in zip(axes[0], batches, strict=True):
         rows = [result["batches"][batch][name] for name in names]
-        xs = range(len(names))
-        ax.bar(xs, [r["p50"] for r in rows], color=[f"C{i}" for i in xs])
-        for x, row in zip(xs, rows, strict=True):
-            ax.plot([x, x], [row["p90"], row["p99"]], color="black", linewidth=1.5)
-            ax.plot([x - 0.12, x + 0.12], [row["p99"]] * 2, color="black", linewidth=1.5)
+        for x, row in enumerate(rows):
+            spread = [[row["p50"] - row["min"]], [row["p99"] - row["p50"]]]
+            ax.errorbar([x], [row["p50"]], yerr=spread, fmt="o", color=f"C{x}", capsize=4, linewidth=1.5)
+            label = f"{row['p50']:.3g} ms\n×{row['ratio_p50']:.2f}"
+            ax.annotate(label, (x, row["p50"]), xytext=(7, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.axhline(rows[0]["p50"], color="grey", linestyle="--", linewidth=0.8)
         ax.set_xticks(
-            list(xs),
+            range(len(names)),
             [Path(n).name if "(" not in n else "torch eager" for n in names],
             rotation=30,
             ha="right",
             fontsize=8,
         )
+        ax.set_xlim(-0.5, len(names) - 0.2)
         ax.set_title(f"batch {batch}")
-        ax.set_yscale("log")  # a few slow outliers must not flatten the bars
-        ax.set_ylabel("ms, log scale (bar p50, whisker p90–p99)")
-        ax.grid(axis="y", alpha=0.3)
+        ax.set_yscale("log")  # equal ratios, equal distances; a few slow outliers do not flatten the rest
+        ax.yaxis.set_major_formatter("{x:g}")  # 0.3, not 3×10⁻¹
+        ax.yaxis.set_minor_formatter(_twos_and_fives)
+        ax.set_ylabel("ms, log scale (point p50, whisker min–p99)")
+        ax.grid(axis="y", which="both", alpha=0.3)
     env = result["environment"]
     fig.suptitle(f"edgecnn bench — {env['cpu']}, {env['cores']} cores, onnxruntime {env['onnxruntime']}", fontsize=9)
     fig.tight_layout()
     _save(fig, path, plt)
+
+
+def _twos_and_fives(value: float, _position: int) -> str:
+    """A log axis's minor ticks labelled at 2 and 5 of each decade only: enough to read, never crowded."""
+    return f"{value:g}" if f"{value:.0e}"[0] in "25" else ""

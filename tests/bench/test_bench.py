@@ -12,7 +12,7 @@ from edgecnn.bench.run import run_bench
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, ExportConfig
 from edgecnn.errors import ConfigError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,6 +94,33 @@ def test_a_foreign_model_is_timed_through_the_engine_of_each_backend(tmp_path):
     assert [(m.kind, m.quantization) for m in result.models] == [("onnxruntime", "foreign"), ("openvino", "foreign")]
     assert all(m.cold_start_ms and m.cold_start_ms > 0 for m in result.models)
     assert all(row.samples == 5 for rows in result.batches.values() for row in rows.values())
+
+
+def _row(p50: float, ratio: float) -> dict[str, float]:
+    return {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5, "min": p50 * 0.9, "ratio_p50": ratio}
+
+
+def test_the_latency_plot_draws_ratios_as_distances_not_bars_on_a_log_axis(tmp_path, monkeypatch):
+    """On a log axis a bar's length means nothing (a 0.75× model looked 5× faster): points with whiskers,
+    labelled with the ratio to the first model."""
+    from matplotlib.patches import Rectangle
+
+    import edgecnn.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, plt: drawn.append(fig))
+    result = {
+        "environment": {"cpu": "x86", "cores": 2, "onnxruntime": "1.0"},
+        "models": [{"name": "a/fp32.onnx"}, {"name": "b/int8.onnx"}],
+        "batches": {"1": {"a/fp32.onnx": _row(0.4, 1.0), "b/int8.onnx": _row(0.3, 0.75)}},
+    }
+    plots.plot_latency(result, tmp_path / "chart.png")
+    (ax,) = drawn[0].axes
+    assert ax.get_yscale() == "log"
+    assert not [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() > 0]  # no bars
+    points = [tuple(line.get_ydata()) for line in ax.lines if line.get_marker() == "o"]
+    assert points == [(0.4,), (0.3,)]
+    assert [t.get_text() for t in ax.texts] == ["0.4 ms\n×1.00", "0.3 ms\n×0.75"]
 
 
 def test_bench_config_refuses_nonsense():
