@@ -1,6 +1,6 @@
-"""The README's "Serve" section runs as written: its curl lines and its tritonclient block, against a real
-`edgecnn serve` of the models it names (on a free port in place of 8000), with a real test image as
-shirt.png, each answer checked."""
+"""The serving page, docs/serving.md, runs as written: its curl lines and its tritonclient block, against a real
+`edgecnn serve` of the models its first command names (on a free port in place of 8000), with a real test image
+as shirt.png, each answer checked. (tests/test_docs.py runs the other pages' blocks.)"""
 
 from __future__ import annotations
 
@@ -15,14 +15,11 @@ from serving import fashion_test_images, running_server
 
 from edgecnn.runtime import Predictor
 
-
-def _section() -> str:
-    text = (REPO / "README.md").read_text()
-    return text[text.index("## Serve\n") : text.index("\n## ", text.index("## Serve\n") + 1)]
+PAGE = REPO / "docs" / "serving.md"
 
 
-def test_the_readme_serve_section_runs_against_a_real_server(tmp_path):
-    section = _section()
+def test_the_serving_page_runs_against_a_real_server(tmp_path):
+    section = PAGE.read_text()
     first = re.search(r"^edgecnn serve (\S+) (\S+)", section, re.M)
     assert first, "the section starts a server"
     images = fashion_test_images()[0]
