@@ -10,7 +10,7 @@ variants measured minutes apart compares the machine's moods. Here the variants 
 blocks (one untimed run, then ``block`` timed runs each): short enough that drift hits all alike, long
 enough that each block runs with its own weights in cache, as a deployed model does. Sessions timed
 side by side must not spin (see :func:`edgecnn.runtime.session.open_session`; BENCHMARKS.md, "Timing
-sessions side by side").
+side by side: why the timed sessions do not spin").
 """
 
 from __future__ import annotations

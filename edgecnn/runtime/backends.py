@@ -8,8 +8,8 @@ its precision — for OpenVINO read back from the compiled model (the runtime pr
 and matrix products), never assumed from what was asked.
 
 OpenVINO runs f32 unless another precision is asked for: its CPU plugin's own default on a CPU with
-bf16 units is bf16, a different precision that would fail an fp32 parity gate (issue 12 measured
-max |Δlogit| ≈ 0.05), so it is only ever used by name.
+bf16 units is bf16, a different precision that would fail an fp32 parity gate (its max |Δlogit| against
+onnxruntime fp32 on the zoo's nets: BENCHMARKS.md, "Backends"), so it is only ever used by name.
 """
 
 from __future__ import annotations

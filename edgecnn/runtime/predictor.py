@@ -171,7 +171,8 @@ class Predictor:
         """The fast path: input already in the graph's form — float32 N×C×H×W normalised (N×H×W×C for a
         channels-last graph), or uint8 N×H×W(×C) for a model with baked preprocessing."""
         # The common case costs a few attribute checks and one finiteness pass (the goal is ≤ 5 % over a
-        # bare session.run on a 100 µs model); anything unusual takes the slow path that explains itself.
+        # bare session.run on a 100 µs model, measured in BENCHMARKS.md, "Runtime"); anything unusual takes the
+        # slow path that explains itself.
         if not (
             type(x) is np.ndarray
             and x.dtype == self._dtype

@@ -40,9 +40,9 @@ __all__ = ["create_app", "EXTENSIONS"]
 
 EXTENSIONS = ["binary_tensor_data", "classification"]  # what /v2 says this server speaks beyond the core
 _OFF_LOOP_BYTES = 1 << 16  # bodies larger than this are parsed in a worker thread, not on the event loop
-# Uploads of up to this many pixels in all are decoded on the event loop (≲ 2 ms: a 28×28 PNG takes 0.3 ms,
-# and a handoff to a thread and back cost more than that under load: classify at 32 clients 845 → 1,581 req/s
-# inline); larger ones in the decoder thread, so a photo never holds the loop.
+# Uploads of up to this many pixels in all are decoded on the event loop (a small PNG decodes faster than a
+# handoff to a thread and back: BENCHMARKS.md, "Serving: what runs on the event loop"); larger ones in the
+# decoder thread, so a photo never holds the loop.
 INLINE_PIXELS = 256 * 256
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -53,7 +53,7 @@ class _Service:
         self.config = config
         self.ready = False
         # one thread decodes large uploads: decoding and framing hold the GIL much of the time, so more threads only
-        # fight for it (the default executor's did: 1.4 ms of server CPU per request of one 28×28 PNG)
+        # fight for it (the default executor's did: BENCHMARKS.md, "Serving: what runs on the event loop")
         self.decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgecnn-decode")
 
     @contextlib.asynccontextmanager

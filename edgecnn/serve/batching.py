@@ -30,9 +30,8 @@ from edgecnn.errors import EdgeCNNError
 __all__ = ["QueueFull", "BatchStats", "Batcher", "INLINE_BELOW"]
 
 # A model call expected to take less than this runs on the event loop itself: handing it to a worker thread and
-# back cost ~0.3-0.9 ms of server CPU per call under load (tools/load_test.py: the batch-1 server at 32 clients
-# answered 1,929 req/s through a thread, 3,010 inline), far more than a small net's call (keras_same int8: 0.06 ms
-# at batch 1, 0.85 ms at 32). Longer calls go to a thread, so health checks and uploads are never held that long.
+# back cost more server CPU than a small net's call takes (BENCHMARKS.md, "Serving: what runs on the event loop").
+# Longer calls go to a thread, so health checks and uploads are never held that long.
 INLINE_BELOW = 0.002
 
 

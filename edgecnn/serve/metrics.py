@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
-# 0.25 ms (an int8 call on a small net) to 10 s (a queue backed up behind large uploads)
+# Seconds, 0.25 ms to 10 s: a small net's int8 call falls in the first bucket (BENCHMARKS.md, "Serving": the
+# Predictor alone), a queue backed up behind large uploads in the last.
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
