@@ -18,6 +18,7 @@ from edgecnn.fields import check_fields
 
 __all__ = [
     "TrainConfig",
+    "QuantizationSettings",
     "ExportConfig",
     "QuantizeConfig",
     "BenchConfig",
@@ -58,7 +59,7 @@ AUTO_BACKENDS = ("onnxruntime", "openvino")  # what auto measures; onnxruntime r
 class TrainConfig:
     """Everything that determines a training run (and nothing about where it prints)."""
 
-    arch: str = "fashion_bn"  # the smallest seed net; reaches ~87 % on Fashion-MNIST in one epoch
+    arch: str = "fashion_bn"  # the smallest seed net (BENCHMARKS.md, "One epoch of each seed net": its one epoch)
     dataset: str = "fashion-mnist"  # "mnist", "fashion-mnist" or a path to an image folder
     epochs: int = 5  # the tutorials train 5–15 epochs; 5 is where most of them flatten out
     batch_size: int = 100  # the seed tutorials' batch size
@@ -106,80 +107,64 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    """How a checkpoint becomes an ONNX file, and the gates it must pass."""
+class QuantizationSettings:
+    """How the variants of a model are built, gated and measured, and where the labelled data comes from: what
+    ``edgecnn export`` (from a checkpoint) and ``edgecnn quantize`` (from an fp32 ONNX file) share. Both configs
+    are these settings plus their own fields, so each shared field, its default and its help exist once."""
 
-    opset: int = 18  # the torch.export-based exporter's native opset; onnxruntime ≥1.14 runs it
-    quantize: str = "none"  # fp32 unless asked: int8 is a trade the user (or `auto`'s measurement) makes
     quantize_ops: tuple[str, ...] | None = None  # None: the mode's own choice (dynamic: MatMul, Gemm)
-    min_weight_elements: int = 65536  # dynamic: smaller MatMul/Gemm weights lose more to the
-    #   per-call activation quantization than they gain (measured: fashion_bn's 1568×10 head)
-    calibration_samples: int = 500  # static: measured on three seed nets, 300 → 1,000 images moved
-    #   top-1 agreement with fp32 from 99.0–99.5 % to 99.3–99.7 %; 500 keeps calibration under a second
-    calibration_method: str = "auto"  # static: which method keeps a net within the gates depends on the net
-    #   (a one-epoch keras_same missed 99 % agreement with minmax, passed with percentile); auto tries minmax,
-    #   percentile and entropy and keeps the most accurate that passes (measured on keras_same: 10 s → 17 s,
-    #   two more calibrations and three parity runs on the 10,000 images); a named one is used alone
-    max_accuracy_drop: float = 0.3  # percentage points a quantized model may lose vs torch
+    min_weight_elements: int = 65536  # dynamic: smaller MatMul/Gemm weights (fashion_bn's 1568×10 head) lose more to
+    #   the per-call activation quantization than they gain; BENCHMARKS.md "Quantization" has the dynamic rows
+    calibration_samples: int = 500  # static: training images to calibrate on, a stratified sample; BENCHMARKS.md
+    #   "Quantization" was measured with 500
+    calibration_method: str = "auto"  # static: which method keeps a net within the gates depends on the net; auto
+    #   tries minmax, percentile and entropy and keeps the most accurate that passes (export/calibrate.py); a named
+    #   one is used alone
+    max_accuracy_drop: float = 0.3  # percentage points a quantized model may lose vs its reference (torch, or the
+    #   fp32 file it was quantized from)
     parity_samples: int = 10000  # the whole MNIST-style test set; lower it for quick checks
-    bake_preprocessing: bool = False  # True: the graph takes raw uint8 pixels and normalises itself
     latency_iters: int = 200  # timed runs per variant and batch size for the report card and `auto`
     batch_size_hint: int = 32  # the batch the app will run: auto times batch 1 and this one (a camera burst)
     backends: tuple[str, ...] | None = None  # what auto measures on; None: every one installed (openvino too)
-    seed: int = 0  # picks the calibration sample
-    data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA / the cache dir
+    seed: int = 0  # picks the calibration sample (and splits an image folder without train/ + test/, as training)
+    data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA, else the user cache dir
 
     def __post_init__(self) -> None:
-        problems = _quantization_problems(self, "quantize", self.quantize)
+        problems = check_fields(self)
+        if self.calibration_method not in CALIBRATION_METHODS:
+            problems.append(
+                f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {self.calibration_method!r})"
+            )
+        backends = self.backends
+        if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
+            problems.append(
+                f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
+                "onnxruntime runs the fp32 reference and is every file's fallback"
+            )
         if problems:
             raise ConfigError("; ".join(problems))
 
 
 @dataclass(frozen=True)
-class QuantizeConfig:
+class ExportConfig(QuantizationSettings):
+    """How a checkpoint becomes an ONNX file, and the gates it must pass. The quantization mode's name is checked
+    by the mode registry (edgecnn.export.modes) when the export starts, and by the CLI's choices."""
+
+    opset: int = 18  # the torch.export-based exporter's native opset; onnxruntime ≥1.14 runs it
+    quantize: str = "none"  # fp32 unless asked: int8 is a trade the user (or `auto`'s measurement) makes
+    bake_preprocessing: bool = False  # True: the graph takes raw uint8 pixels and normalises itself
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(QuantizationSettings):
     """How an existing fp32 ONNX file becomes a quantized one, gated against that file on real data."""
 
     mode: str = "auto"  # measure dynamic and static against fp32 on this machine, keep the fastest that passes
     calibration: str | None = None  # mnist, fashion-mnist or an image folder; None: the model card's dataset
-    quantize_ops: tuple[str, ...] | None = None  # None: the mode's own choice (dynamic: MatMul, Gemm)
-    min_weight_elements: int = 65536  # dynamic: as ExportConfig
-    calibration_samples: int = 500  # static: as ExportConfig
-    calibration_method: str = "auto"  # static: as ExportConfig
-    max_accuracy_drop: float = 0.3  # percentage points the quantized file may lose vs the fp32 file
-    parity_samples: int = 10000  # labelled test images the gates see
-    latency_iters: int = 200  # timed runs per variant and batch size
-    batch_size_hint: int = 32  # as ExportConfig
-    backends: tuple[str, ...] | None = None  # as ExportConfig
-    seed: int = 0  # picks the calibration sample
-    data_root: str | None = None  # None: $EDGECNN_DATA / the cache dir
     classes: tuple[str, ...] | None = None  # a file without edgecnn metadata: its class names (else the data's)
     mean: tuple[float, ...] | None = None  # … and the normalization it was trained with, per channel
     std: tuple[float, ...] | None = None
     layout: str | None = None  # … and "NCHW" (default) or "NHWC"
-
-    def __post_init__(self) -> None:
-        problems = _quantization_problems(self, "mode", self.mode)
-        if problems:
-            raise ConfigError("; ".join(problems))
-
-
-def _quantization_problems(config: Any, mode_name: str, mode: str) -> list[str]:
-    from edgecnn.export.modes import quantize_choices  # torch- and onnx-free: the mode registry only
-
-    problems = check_fields(config)
-    if mode not in quantize_choices():
-        problems.append(f"{mode_name} must be one of {', '.join(quantize_choices())} (got {mode!r})")
-    if config.calibration_method not in CALIBRATION_METHODS:
-        problems.append(
-            f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {config.calibration_method!r})"
-        )
-    backends = config.backends
-    if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
-        problems.append(
-            f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
-            "onnxruntime runs the fp32 reference and is every file's fallback"
-        )
-    return problems
 
 
 @dataclass(frozen=True)
@@ -218,7 +203,8 @@ class ServeConfig:
 
     host: str = "127.0.0.1"  # loopback: this machine only; a LAN address wants --token-file too
     port: int = 8000  # Triton's HTTP port, where Open Inference Protocol clients look first; 0: any free port
-    max_batch: int = 32  # images per model call: past ~32 the per-image time of these nets stops falling
+    max_batch: int = 32  # images per model call: the batch BENCHMARKS.md "Serving" measured (tools/load_test.py);
+    #   a camera burst, and a bounded model call
     max_delay_ms: float = 2.0  # longest a request waits for others to share its call; 0 batches only what waits
     queue: int = 256  # images waiting per model; beyond: 503 with Retry-After, never an unbounded backlog
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from edgecnn.config import ExportConfig
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor
 from edgecnn.training.checkpoint import load_checkpoint
 

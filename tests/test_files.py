@@ -138,7 +138,7 @@ def test_file_sha256(tmp_path):
 @pytest.fixture(scope="module")
 def exported(checkpoints, tmp_path_factory):
     from edgecnn.config import ExportConfig
-    from edgecnn.export.job import export_checkpoint
+    from edgecnn.export.from_checkpoint import export_checkpoint
 
     out = tmp_path_factory.mktemp("exported") / "m.onnx"
     export_checkpoint(checkpoints("tiny"), out, ExportConfig(**QUICK))
@@ -205,19 +205,18 @@ def test_report_card_names_the_model_it_describes_and_info_says_so(exported, tmp
 
 
 def test_parity_failures_name_the_output_not_a_deleted_temp_file(checkpoints, exported, tmp_path, monkeypatch):
-    import edgecnn.export.requantize as requantize
     from edgecnn.config import ExportConfig, QuantizeConfig
-    from edgecnn.export.job import export_checkpoint
+    from edgecnn.export.from_checkpoint import export_checkpoint
+    from edgecnn.export.from_onnx import quantize_onnx
 
     bad = {"max_abs": 10.0, "top1_agreement": 0.5, "accuracy": 0.1}
-    monkeypatch.setattr(requantize, "compare_logits", lambda *args: bad)
+    monkeypatch.setattr("edgecnn.export.judge.compare_logits", lambda *args: bad)  # the one judge of both
     out = tmp_path / "q.onnx"
     with pytest.raises(ParityError) as info:
-        requantize.quantize_onnx(exported, out, QuantizeConfig(mode="none", **QUICK))
+        quantize_onnx(exported, out, QuantizeConfig(mode="none", **QUICK))
     assert str(info.value).startswith(f"{out} not written: none disagrees with the fp32 file on 300 test images")
     assert info.value.report.max_abs == 10.0 and isinstance(info.value.__cause__, ParityError)
 
-    monkeypatch.setattr("edgecnn.export.parity.compare_logits", lambda *args: bad)
     out = tmp_path / "m.onnx"
     with pytest.raises(ParityError) as info:
         export_checkpoint(checkpoints("tiny"), out, ExportConfig(quantize="none", **QUICK))

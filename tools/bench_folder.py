@@ -26,18 +26,18 @@ import torch
 from PIL import Image
 
 from edgecnn.config import TrainConfig
-from edgecnn.export.labelled import FASHION_CLASSES, load_labelled
+from edgecnn.data.builtin import FASHION_CLASSES, read_builtin
 from edgecnn.training.data import default_workers, load_dataset
 from edgecnn.training.loop import fit
 
 
 def write_folder(root: Path, count: int, side: int, data_root: str | None) -> None:
-    data = load_labelled("fashion-mnist", shape=(1, 28, 28), data_root=data_root)
+    data = read_builtin("fashion-mnist", "test", data_root)
     for name in FASHION_CLASSES:
         (root / name.replace("/", "-")).mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        folder = root / FASHION_CLASSES[int(data.test_labels[i])].replace("/", "-")
-        Image.fromarray(data.test_images[i, 0]).resize((side, side), Image.BICUBIC).save(folder / f"{i:05d}.png")
+        folder = root / FASHION_CLASSES[int(data.labels[i])].replace("/", "-")
+        Image.fromarray(data.images[i, 0]).resize((side, side), Image.BICUBIC).save(folder / f"{i:05d}.png")
 
 
 def one_row(root: Path, args: argparse.Namespace, budget: float | None, workers: int, seed: int) -> dict:

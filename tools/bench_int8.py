@@ -33,8 +33,8 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgecnn.bench.timing import measure_interleaved, summarize
+from edgecnn.data.builtin import read_builtin
 from edgecnn.export.graphs import prepare_shallow_convs
-from edgecnn.export.labelled import load_labelled
 from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.runtime.backends import onnxruntime_engine
 
@@ -95,12 +95,12 @@ def load_data(model: onnx.ModelProto, samples: int) -> tuple[np.ndarray, np.ndar
     """Normalized calibration sample (seeded, from the training set), test images and labels."""
     meta = {p.key: p.value for p in model.metadata_props}
     norm = json.loads(meta["edgecnn.normalization"])
-    data = load_labelled(meta["edgecnn.dataset"], shape=(1, 28, 28))
+    train, test = (read_builtin(meta["edgecnn.dataset"], split) for split in ("train", "test"))
     mean = np.asarray(norm["mean"], np.float32)[:, None, None]
     std = np.asarray(norm["std"], np.float32)[:, None, None]
     scale = lambda x: ((x.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)  # noqa: E731
-    pick = np.random.default_rng(0).choice(len(data.train_images), samples, replace=False)
-    return scale(data.train_images[np.sort(pick)]), scale(data.test_images), data.test_labels
+    pick = np.random.default_rng(0).choice(len(train.images), samples, replace=False)
+    return scale(train.images[np.sort(pick)]), scale(test.images), test.labels
 
 
 def shallow_convs(model: onnx.ModelProto) -> list[onnx.NodeProto]:

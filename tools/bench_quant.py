@@ -29,8 +29,8 @@ from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
 
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import ExportConfig
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.export.graphs import strip_value_info
-from edgecnn.export.job import export_checkpoint
 from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.export.to_onnx import export_onnx
 from edgecnn.runtime.backends import onnxruntime_engine

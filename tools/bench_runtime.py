@@ -28,7 +28,7 @@ from PIL import Image
 from edgecnn.bench.environment import cold_start
 from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import ExportConfig, TrainConfig
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.files import checkpoint_path
 from edgecnn.runtime import Predictor
 from edgecnn.training.checkpoint import load_checkpoint

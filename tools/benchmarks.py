@@ -26,8 +26,8 @@ from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
 
 from edgecnn.bench import BenchResult, run_bench
 from edgecnn.config import BenchConfig, ExportConfig
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.export.graphs import strip_value_info
-from edgecnn.export.job import export_checkpoint
 from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.files import atomic_path
 
@@ -110,8 +110,8 @@ def backends_section(args: argparse.Namespace) -> tuple[str, str]:
 
     from edgecnn.bench.environment import environment
     from edgecnn.config import QuantizeConfig
-    from edgecnn.export.labelled import load_labelled
-    from edgecnn.export.requantize import quantize_onnx
+    from edgecnn.data.builtin import read_builtin
+    from edgecnn.export.from_onnx import quantize_onnx
     from edgecnn.runtime.zoo import list_zoo, resolve_zoo
 
     datasets = {row.name: row.dataset for row in list_zoo()}  # the zoo's own (keras_valid: mnist there)
@@ -120,8 +120,8 @@ def backends_section(args: argparse.Namespace) -> tuple[str, str]:
         for arch in args.archs.split(","):
             auto_file = Path(tmp) / f"{arch}.auto.onnx"
             report = quantize_onnx(resolve_zoo(f"zoo:{arch}:fp32"), auto_file, QuantizeConfig(batch_size_hint=64))
-            data = load_labelled(datasets[arch], shape=(1, 28, 28))
-            rows = backend_table.measure_net(arch, auto_file, data.test_images[:2000], data.test_labels[:2000])
+            data = read_builtin(datasets[arch], "test")
+            rows = backend_table.measure_net(arch, auto_file, data.images[:2000], data.labels[:2000])
             table = backend_table.markdown(arch, datasets[arch], rows) + _auto_line(report)
             print(table, flush=True)
             tables.append(table)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgecnn.bench.fitting import measure_fits
 from edgecnn.config import ExportConfig, TrainConfig
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor
 from edgecnn.training.data import load_dataset
 from edgecnn.training.loop import fit

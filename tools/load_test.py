@@ -36,7 +36,7 @@ from PIL import Image
 
 from edgecnn.bench.timing import summarize
 from edgecnn.config import ServeConfig
-from edgecnn.export.labelled import load_labelled
+from edgecnn.data.builtin import read_builtin
 from edgecnn.runtime import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ _ANNOUNCED = re.compile(r"at http://127\.0\.0\.1:(\d+)/v2")
 
 def workload(predictor: Predictor, name: str, route: str) -> list[Request]:
     """One request per test image, with the Predictor's answer to check the server's against."""
-    images = load_labelled("fashion-mnist", shape=(1, 28, 28)).test_images[:IMAGES, 0]
+    images = read_builtin("fashion-mnist", "test").images[:IMAGES, 0]
     path = f"/v2/models/{name}/{route}"
     if route == "classify":
         pngs = [_png(image) for image in images]
@@ -150,7 +150,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def time_predictor(predictor: Predictor, max_batch: int, seconds: float = 3.0) -> dict[str, float]:
     """Predictor.logits alone: p50 ms at batch 1 and at max_batch (blocks of calls, median of blocks)."""
-    images = load_labelled("fashion-mnist", shape=(1, 28, 28)).test_images[:max_batch, 0]
+    images = read_builtin("fashion-mnist", "test").images[:max_batch, 0]
     graph = predictor.prepare(images, fit="stretch", invert=False)
     out = {}
     for batch in (1, max_batch):

@@ -23,7 +23,7 @@ from zoo_recipes import ZOO
 
 from edgecnn.bench.run import run_bench
 from edgecnn.config import BenchConfig, ExportConfig, config_to_dict
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.files import CHECKPOINT_NAME, CONFUSION_NAME, CURVES_NAME, METRICS_NAME, atomic_path, report_path
 from edgecnn.runtime.predictor import Predictor
 from edgecnn.training.architectures import count_parameters

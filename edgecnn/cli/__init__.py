@@ -2,8 +2,9 @@
 
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
 ``quantize``, ``predict``, ``info``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
-helpers: ``options`` (options generated from the config fields), ``output`` (what every command prints
-the same way) and ``requires`` (which extra a command needs, checked before any work).
+helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
+quantize share, their help written once), ``output`` (what every command prints the same way) and
+``requires`` (which extra a command needs, checked before any work).
 
 Tier 0 at import time: commands import the torch-side modules inside their bodies, so ``edgecnn
 predict`` and ``edgecnn bench`` start without torch. Every :class:`EdgeCNNError` becomes one line on

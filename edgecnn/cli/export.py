@@ -9,8 +9,9 @@ import click
 from edgecnn.cli.info import report_line
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json, show_export_report, warn
+from edgecnn.cli.quantization import SETTINGS_CHOICES, SETTINGS_HELP
 from edgecnn.cli.requires import require
-from edgecnn.config import CALIBRATION_METHODS, ExportConfig
+from edgecnn.config import ExportConfig
 from edgecnn.errors import ConfigError
 from edgecnn.export.modes import quantize_choices
 from edgecnn.files import check_writable, report_path, report_status
@@ -20,18 +21,8 @@ __all__ = ["export_command", "verify"]
 EXPORT_HELP = {
     "opset": "ONNX opset.",
     "quantize": "none, a quantization mode, or auto (measure the candidates, keep the fastest that passes).",
-    "quantize_ops": "Comma-separated op types to quantize (dynamic default: MatMul,Gemm).",
-    "min_weight_elements": "dynamic: leave MatMul/Gemm with fewer weights in float.",
-    "calibration_samples": "static: training images to calibrate on.",
-    "calibration_method": "static: how activation ranges are found (auto: try each, keep the most accurate passing).",
-    "max_accuracy_drop": "Percentage points a quantized model may lose vs torch.",
-    "parity_samples": "Test images for the parity gate.",
     "bake_preprocessing": "The graph takes raw uint8 pixels (N×H×W or N×H×W×C).",
-    "latency_iters": "Timed runs per variant and batch size.",
-    "batch_size_hint": "auto: the batch size your app runs; auto times batch 1 and this one.",
-    "backends": "auto: comma-separated backends to measure on (default: every one installed: onnxruntime,openvino).",
-    "seed": "Picks the calibration sample.",
-    "data_root": "Dataset root (default: the checkpoint's, else $EDGECNN_DATA / the cache dir).",
+    **SETTINGS_HELP,
 }
 
 
@@ -40,9 +31,7 @@ EXPORT_HELP = {
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="Where to write MODEL.onnx (and MODEL.report.json)."
 )
-@config_options(
-    ExportConfig, help=EXPORT_HELP, choices={"quantize": quantize_choices(), "calibration_method": CALIBRATION_METHODS}
-)
+@config_options(ExportConfig, help=EXPORT_HELP, choices={"quantize": quantize_choices(), **SETTINGS_CHOICES})
 @click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
 def export_command(checkpoint: str, out: str, as_json: bool, **options: Any) -> None:
     """Export CHECKPOINT to ONNX, quantize it, and prove parity with torch on the test set."""
@@ -54,7 +43,7 @@ def export_command(checkpoint: str, out: str, as_json: bool, **options: Any) -> 
     check_writable(out, what="--out")  # before the export's minutes, as is the report card beside it
     check_writable(report_path(out), what="--out's report card")
     require("train", "edgecnn export")
-    from edgecnn.export.job import export_checkpoint
+    from edgecnn.export.from_checkpoint import export_checkpoint
 
     report = export_checkpoint(checkpoint, out, config_from_options(ExportConfig, options))
     show_export_report(report, as_json=as_json)
@@ -77,7 +66,7 @@ def verify(
 ) -> None:
     """Check MODEL.onnx against CHECKPOINT on the real test set; exit 1 if a parity gate fails."""
     require("train", "edgecnn verify")
-    from edgecnn.export.job import verify_export
+    from edgecnn.export.from_checkpoint import verify_export
 
     report = verify_export(
         checkpoint, model, parity_samples=parity_samples, max_accuracy_drop=max_accuracy_drop, data_root=data_root

@@ -24,11 +24,14 @@ _TYPES = {"int": int, "float": float, "str": str}
 def config_options(
     cls: type, *, help: Mapping[str, str], choices: Mapping[str, Sequence[str]] | None = None, skip: Sequence[str] = ()
 ) -> Callable[[F], F]:
-    """Decorate a click command with one option per field of ``cls`` (except ``skip``), in field order."""
+    """Decorate a click command with one option per field of ``cls`` (except ``skip``): its own fields first, then
+    those it inherits (the settings export and quantize share), each group in field order."""
     choices = choices or {}
+    own = set(vars(cls).get("__annotations__", {}))
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)  # stable: field order within
 
     def decorate(command: F) -> F:
-        for field in reversed(dataclasses.fields(cls)):
+        for field in reversed(fields):
             if field.name not in skip:
                 command = _option(field, help.get(field.name), choices.get(field.name))(command)
         return command

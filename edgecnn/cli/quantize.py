@@ -8,9 +8,10 @@ import click
 
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import show_export_report
+from edgecnn.cli.quantization import SETTINGS_CHOICES, SETTINGS_HELP
 from edgecnn.cli.requires import require
 from edgecnn.cli.zoo import refuse_zoo_output, resolve_model, zoo_dir_option
-from edgecnn.config import CALIBRATION_METHODS, INPUT_LAYOUTS, QuantizeConfig
+from edgecnn.config import INPUT_LAYOUTS, QuantizeConfig
 from edgecnn.export.modes import quantize_choices
 from edgecnn.files import check_writable, report_path
 from edgecnn.runtime.zoo import is_zoo_spec
@@ -19,18 +20,9 @@ __all__ = ["quantize"]
 
 QUANTIZE_HELP = {
     "mode": "A quantization mode, or auto (measure the candidates, keep the fastest that passes).",
-    "calibration": "Labelled images: mnist, fashion-mnist or a folder of class folders (default: the card's dataset).",
-    "quantize_ops": "Comma-separated op types to quantize (dynamic default: MatMul,Gemm).",
-    "min_weight_elements": "dynamic: leave MatMul/Gemm with fewer weights in float.",
-    "calibration_samples": "static: training images to calibrate on.",
-    "calibration_method": "static: how activation ranges are found (auto: try each, keep the most accurate passing).",
-    "max_accuracy_drop": "Percentage points the result may lose vs the fp32 file.",
-    "parity_samples": "Labelled test images for the parity gate.",
-    "latency_iters": "Timed runs per variant and batch size.",
-    "batch_size_hint": "auto: the batch size your app runs; auto times batch 1 and this one.",
-    "backends": "auto: comma-separated backends to measure on (default: every one installed: onnxruntime,openvino).",
-    "seed": "Picks the calibration sample.",
-    "data_root": "Dataset root (default: $EDGECNN_DATA, else the user cache dir).",
+    "calibration": "Labelled images: mnist, fashion-mnist or a folder of class folders (train/ + test/ or val/, "
+    "or split as training splits it), whose classes must be the model's (default: the card's dataset).",
+    **SETTINGS_HELP,
     "classes": "A file without edgecnn metadata: comma-separated class names (default: the dataset's).",
     "mean": "A file without edgecnn metadata: comma-separated per-channel mean (pixels scaled to 0–1).",
     "std": "A file without edgecnn metadata: comma-separated per-channel std.",
@@ -44,7 +36,7 @@ QUANTIZE_HELP = {
 @config_options(
     QuantizeConfig,
     help=QUANTIZE_HELP,
-    choices={"mode": quantize_choices(), "calibration_method": CALIBRATION_METHODS, "layout": INPUT_LAYOUTS},
+    choices={"mode": quantize_choices(), "layout": INPUT_LAYOUTS, **SETTINGS_CHOICES},
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report card as JSON on stdout.")
 @zoo_dir_option
@@ -57,7 +49,7 @@ def quantize(model: str, out: str, as_json: bool, zoo_dir: str | None, **options
     check_writable(out, what="--out")  # before the candidates are built and measured, as is the report card
     check_writable(report_path(out), what="--out's report card")
     require("quantize", "edgecnn quantize")
-    from edgecnn.export.requantize import quantize_onnx
+    from edgecnn.export.from_onnx import quantize_onnx
 
     report = quantize_onnx(model, out, config_from_options(QuantizeConfig, options))
     show_export_report(report, as_json=as_json)

@@ -1,5 +1,9 @@
-"""Tiers 1–2, the export side. Tier 1 (onnx, onnxruntime): ``graphs`` (what a file holds, its metadata),
-``modes`` (the quantization registry), ``quantize`` (onnxruntime's quantizers), ``gates`` (what "agrees"
-means), ``auto`` (the measured choice), ``report``, ``pipeline`` (build → pick → write), ``labelled`` (data
-without torch) and ``requantize`` (``edgecnn quantize``). Tier 2 (torch): ``to_onnx``, ``parity`` and
-``job`` (``edgecnn export``). Nothing is imported here: ``edgecnn.export.modes`` stays torch- and onnx-free."""
+"""Tiers 1–2, the export side, as the job reads. Tier 2 (torch): ``from_checkpoint`` (``edgecnn export`` and
+``edgecnn verify``: a checkpoint → the fp32 graph and the torch reference) and ``to_onnx`` (torch → ONNX).
+Tier 1 (onnx, onnxruntime): ``from_onnx`` (``edgecnn quantize``: an fp32 file is graph and reference),
+``variants`` (the job both run: build → pick → gate → write), ``judge`` (the reference's logits, computed once,
+and the one judge of every file), ``gates`` (what "agrees" means, the parity report), ``modes`` (the
+quantization registry), ``built`` (what a mode's builder gets and gives), ``quantize`` (onnxruntime's
+quantizers), ``calibrate`` (static int8's calibration methods), ``auto`` (the measured choice), ``contenders``
+(what auto measures), ``graphs`` (what a file holds, its metadata) and ``report`` (the report card). Nothing is
+imported here: ``edgecnn.export.modes`` stays torch- and onnx-free for the CLI."""

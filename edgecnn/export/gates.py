@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,14 +58,6 @@ class Gates:
             "max_accuracy_drop_pp": self.max_accuracy_drop_pp,
         }
         return {k: v for k, v in named.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Gates:
-        return cls(
-            min_agreement=float(data["top1_agreement"]),
-            max_abs=data.get("max_abs"),
-            max_accuracy_drop_pp=data.get("max_accuracy_drop_pp"),
-        )
 
 
 def gates_for(exact: bool, max_accuracy_drop: float) -> Gates:

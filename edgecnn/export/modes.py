@@ -1,9 +1,10 @@
 """Quantization modes as a registry (the architecture registry's style): one entry per mode.
 
-A mode is a :class:`QuantMode`: a name, one ``build(src, dst, context) -> Built`` signature, whether the
-exact (fp32) parity gates apply to it, and whether ``auto`` measures it. The job, the gates, ``auto``,
-the config's validation and the CLI's choices all read this registry, so adding a mode is one
-``register_mode`` call. This module imports neither torch nor onnx: builders import their tools inside.
+A mode is a :class:`QuantMode`: a name, one ``build(src, dst, context) -> Built`` signature (built.py),
+whether the exact (fp32) parity gates apply to it, and whether ``auto`` measures it. The export job, the
+gates, ``auto`` and the CLI's choices all read this registry, and it validates its own names (:func:`get_mode`),
+so adding a mode is one ``register_mode`` call. This module imports neither torch nor onnx: builders import
+their tools inside.
 """
 
 from __future__ import annotations
@@ -12,44 +13,22 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgecnn.errors import ConfigError
+from edgecnn.export.built import BuildContext, Built
 
 __all__ = [
     "AUTO",
-    "Built",
-    "BuildContext",
     "QuantMode",
     "register_mode",
     "get_mode",
+    "check_requested",
     "list_modes",
     "quantize_choices",
     "auto_candidates",
 ]
 
 AUTO = "auto"  # not a mode: measure the modes with in_auto=True and keep the fastest that passes its gates
-
-
-@dataclass(frozen=True)
-class Built:
-    """What building a variant produced: its metadata settings and any advice for the user."""
-
-    settings: dict[str, Any]
-    warnings: tuple[str, ...] = ()
-    unchanged: bool = False  # nothing qualified: the file is the fp32 graph under another name
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a builder may use besides the fp32 file: the export settings, the graph's input name, a
-    labelled calibration sample made on first request (seeded, stratified; its manifest), and the judge:
-    a built file and its mode → the ParityReport of the gate the export must pass, passed or not."""
-
-    config: Any  # ExportConfig or QuantizeConfig
-    input_name: str
-    calibration: Callable[[], tuple[Any, dict[str, Any]]]
-    judge: Callable[[Path, str], Any]  # (path, mode) -> ParityReport against the gate's reference
 
 
 Builder = Callable[[Path, Path, BuildContext], Built]
@@ -84,6 +63,13 @@ def get_mode(name: str) -> QuantMode:
         ) from exc
 
 
+def check_requested(name: str) -> str:
+    """``name`` when it is a mode or "auto"; else the ConfigError :func:`get_mode` raises."""
+    if name != AUTO:
+        get_mode(name)
+    return name
+
+
 def list_modes() -> list[str]:
     """Registered names, in registration order ("none" first)."""
     return list(_MODES)
@@ -105,8 +91,8 @@ def _none(src: Path, dst: Path, context: BuildContext) -> Built:
 def _dynamic(src: Path, dst: Path, context: BuildContext) -> Built:
     from edgecnn.export.quantize import quantize_dynamic_int8
 
-    config = context.config
-    return quantize_dynamic_int8(src, dst, ops=config.quantize_ops, min_weight_elements=config.min_weight_elements)
+    settings = context.settings
+    return quantize_dynamic_int8(src, dst, ops=settings.quantize_ops, min_weight_elements=settings.min_weight_elements)
 
 
 def _static(src: Path, dst: Path, context: BuildContext) -> Built:

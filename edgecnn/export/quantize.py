@@ -5,7 +5,7 @@ Conv into ConvInteger, which on x86 ran the seed nets 4–12× slower than fp32 
 Ours quantizes MatMul/Gemm only, and only weights large enough to pay for the per-call activation
 quantization (``min_weight_elements``); Conv needs an explicit opt-in, with a warning.
 
-Each quantizer returns :class:`~edgecnn.export.modes.Built`: the settings that go into the model's
+Each quantizer returns :class:`~edgecnn.export.built.Built`: the settings that go into the model's
 metadata and the warnings that go into the report card (the library never prints them).
 """
 
@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 
 from edgecnn.errors import ExportError, describe
+from edgecnn.export.built import Built
 from edgecnn.export.graphs import prepare_shallow_convs, quantized_anything, strip_value_info
-from edgecnn.export.modes import Built
 
 __all__ = [
     "DEFAULT_DYNAMIC_OPS",

@@ -78,7 +78,6 @@ def measure_report(
     fp32: Path,
     chosen: Path,
     feed: np.ndarray,
-    spec: InputSpec | None = None,  # not read: the timed engine finds the graph's input itself
     iters: int,
     batch_sizes: tuple[int, ...],
     decision: AutoDecision | None,

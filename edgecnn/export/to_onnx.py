@@ -1,6 +1,6 @@
 """torch → ONNX: eval mode, a batch axis that really is dynamic, the full checker, edgecnn metadata.
 
-``export_onnx`` works for any ``torch.nn.Module``; ``edgecnn.export.job`` builds on it.
+``export_onnx`` works for any ``torch.nn.Module``; ``edgecnn.export.from_checkpoint`` builds on it.
 """
 
 from __future__ import annotations

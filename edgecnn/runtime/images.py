@@ -41,6 +41,7 @@ from edgecnn.errors import ImageError, InputError, describe
 __all__ = [
     "IMAGE_FORMATS",
     "IMAGE_SUFFIXES",
+    "FOLDER_SUFFIXES",
     "MAX_PIXELS",
     "MAX_SIDE",
     "MAX_BATCH",
@@ -52,14 +53,17 @@ __all__ = [
 
 # Still formats Pillow decodes safely; MPO is how some phones write JPEGs; GIF gives its first frame.
 IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # directory scans
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # what predict lists
+# A training or calibration folder's files: those and PGM/PPM (old datasets; torchvision's ImageFolder lists them),
+# which are decoded as pixels though the runtime refuses to be handed such a file (edgecnn.data.folders).
+FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".ppm", ".pgm")
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image we decode; bombs claim far more
 # A 200-megapixel phone sensor is 16,320 pixels wide (and WEBP stops at 16,383); a longer side is a strip, not a
 # photo, and framing it costs memory by its side (fit="object" pads it to a square: 1×40M pixels asks for petabytes).
 MAX_SIDE = 16_384
 MAX_BATCH = 4096  # images per call: larger batches are refused rather than allocated
 # Array data per call. It holds 4096 RGB images of 256×256 as uint8 (805 MB) or one 40-megapixel RGB photo as float64
-# (960 MB); beyond it conversion alone takes seconds and gigabytes (float64 10000×10000: 42 s, 2.4 GB).
+# (960 MB); beyond it conversion alone takes seconds and gigabytes (BENCHMARKS.md, "The input guards").
 MAX_BATCH_BYTES = 1 << 30
 _CHUNK_BYTES = 64 << 20  # float batches are converted this much at a time: bounded temporaries
 CHANNEL_ORDERS = ("rgb", "bgr")

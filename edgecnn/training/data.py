@@ -1,15 +1,17 @@
-"""Datasets: MNIST, Fashion-MNIST and a user's image folder, held in memory as uint8 tensors (a folder over
-the memory budget stays on disk: folders.py).
+"""Datasets as training holds them: MNIST, Fashion-MNIST and a user's image folder as uint8 tensors (a folder
+over the memory budget stays on disk: folders.py), read through the data tier (:mod:`edgecnn.data`) that export
+and quantize read too.
 
 MNIST-sized sets fit in memory many times over, so instead of decoding one PIL image per item through a
-DataLoader (the tutorials' loop) we decode once through torchvision and slice batches from a tensor.
-Images stay uint8 (N×C×H×W); :meth:`DatasetBundle.normalize` turns a batch into the model's float input
-with exactly ``ToTensor`` + ``Normalize`` arithmetic.
+DataLoader (the tutorials' loop) we read them once and slice batches from a tensor. Images stay uint8
+(N×C×H×W); :meth:`DatasetBundle.normalize` turns a batch into the model's float input with exactly
+``ToTensor`` + ``Normalize`` arithmetic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import sys
@@ -21,32 +23,28 @@ import torch
 
 from edgecnn.card import Normalization
 from edgecnn.config import TrainConfig, resolve_data_root
+from edgecnn.data.builtin import (
+    BUILTIN_CLASSES,
+    BUILTIN_DATASETS,
+    BUILTIN_NORMALIZATION,
+    builtin_folder,
+    has_builtin,
+    read_builtin,
+)
+from edgecnn.data.folders import checked_folder
 from edgecnn.errors import DataError, describe
 
 if TYPE_CHECKING:
     from edgecnn.training.scan import FolderImages
 
 __all__ = [
-    "Normalization",
     "DatasetBundle",
     "load_dataset",
     "split_for_training",
     "load_dataset_for",
-    "resolve_data_root",
-    "BUILTIN_DATASETS",
     "split_validation",
+    "default_workers",
 ]
-
-BUILTIN_DATASETS = ("mnist", "fashion-mnist")
-# A dataset path comes from the user, or from a checkpoint (which anyone may have written): never walk these.
-_SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/etc", "/boot")
-
-
-# The tutorials' constants: the training sets' pixel mean and std.
-_BUILTIN_NORMALIZATION = {
-    "mnist": Normalization((0.1307,), (0.3081,)),
-    "fashion-mnist": Normalization((0.2860,), (0.3530,)),
-}
 
 
 @dataclass(frozen=True)
@@ -97,19 +95,10 @@ def load_dataset(
     ``workers`` processes — None: as many as this process's share of the cores, up to 4)."""
     if dataset in BUILTIN_DATASETS:
         return _load_builtin(dataset, resolve_data_root(data_root))
-    path = Path(dataset).expanduser()
-    if not path.is_dir():
-        raise DataError(
-            f"dataset {dataset!r} is neither {' nor '.join(BUILTIN_DATASETS)} nor a directory "
-            "of images with one sub-folder per class",
-            path=path,
-        )
-    resolved = path.resolve()
-    if resolved == Path("/") or any(resolved == Path(d) or Path(d) in resolved.parents for d in _SYSTEM_DIRS):
-        raise DataError(f"dataset {dataset!r} resolves to {resolved}, a system folder, not images", path=path)
+    path = checked_folder(dataset, builtin=BUILTIN_DATASETS)
     from edgecnn.training.folders import load_image_folder
 
-    return load_image_folder(
+    folder = load_image_folder(
         path,
         image_size=image_size,
         test_fraction=test_fraction,
@@ -117,6 +106,7 @@ def load_dataset(
         max_memory_gb=max_memory_gb,
         workers=default_workers() if workers is None else workers,
     )
+    return DatasetBundle(**{f.name: getattr(folder, f.name) for f in dataclasses.fields(folder)})  # no copies
 
 
 def default_workers() -> int:
@@ -139,37 +129,37 @@ def load_dataset_for(config: TrainConfig, data_root: str | os.PathLike[str] | No
 
 
 def _load_builtin(name: str, root: Path) -> DatasetBundle:
-    from torchvision import datasets
-
-    cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    raw = root / cls.__name__ / "raw"
-    try:
-        train, test = (_builtin_split(cls, root, train) for train in (True, False))
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise DataError(
-            f"{name} not found in {raw} and could not be downloaded ({describe(exc)}); put the IDX files "
-            f"there, or point --data-root / EDGECNN_DATA at a folder holding {cls.__name__}/raw",
-            path=raw,
-        ) from exc
+    if not has_builtin(name, root):
+        _download(name, root)
+    train, test = (read_builtin(name, split, root) for split in ("train", "test"))
     return DatasetBundle(
         name=name,
-        train_images=train.data.unsqueeze(1).contiguous(),
-        train_labels=train.targets.long(),
-        test_images=test.data.unsqueeze(1).contiguous(),
-        test_labels=test.targets.long(),
-        class_names=tuple(str(c).split(" - ")[0] if name == "mnist" else str(c) for c in train.classes),
-        normalization=_BUILTIN_NORMALIZATION[name],
+        train_images=torch.from_numpy(train.images),
+        train_labels=torch.from_numpy(train.labels),
+        test_images=torch.from_numpy(test.images),
+        test_labels=torch.from_numpy(test.labels),
+        class_names=BUILTIN_CLASSES[name],
+        normalization=BUILTIN_NORMALIZATION[name],
     )
 
 
-def _builtin_split(cls: type, root: Path, train: bool):  # -> torchvision.datasets.MNIST
-    """One split from disk; only when its files are missing, a download (whose progress torchvision
-    prints: it goes to stderr, stdout is kept for our results)."""
+def _download(name: str, root: Path) -> None:
+    """Fetch a built-in dataset's IDX files through torchvision (whose progress goes to stderr: stdout is kept
+    for our results); where that fails, say where the files belong."""
+    from torchvision import datasets
+
+    cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     try:
-        return cls(str(root), train=train, download=False)
-    except RuntimeError:  # "Dataset not found"
         with contextlib.redirect_stdout(sys.stderr):
-            return cls(str(root), train=train, download=True)
+            for train in (True, False):
+                cls(str(root), train=train, download=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raw = builtin_folder(name, root)
+        raise DataError(
+            f"{name} not found in {raw} and could not be downloaded ({describe(exc)}); put the IDX files "
+            f"there, or point --data-root / EDGECNN_DATA at a folder holding {raw.parent.name}/raw",
+            path=raw,
+        ) from exc
 
 
 def split_validation(labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

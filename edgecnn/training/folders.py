@@ -1,5 +1,6 @@
-"""A user's image folder: listed, scanned once (scan.py), then held in memory when it fits a budget, else left
-on disk and read batch by batch through a DataLoader (batches.py).
+"""A user's image folder for training: listed and split by the data tier's folder rules (:mod:`edgecnn.data.folders`),
+scanned once (scan.py), then held in memory when it fits a budget, else left on disk and read batch by batch
+through a DataLoader (batches.py).
 
 The budget is ``--max-memory-gb``, by default half of the RAM available at start; what a folder takes is its
 uint8 tensor times the training processes on this machine (each holds its own copy). Either way the same
@@ -12,16 +13,17 @@ import hashlib
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from edgecnn.card import Normalization
-from edgecnn.errors import DataError, describe
-from edgecnn.training.data import DatasetBundle
-from edgecnn.training.scan import Scan, guess_channels, scan_folder
+from edgecnn.data.folders import guess_channels, split_folder
+from edgecnn.errors import DataError
+from edgecnn.training.scan import FolderImages, Scan, scan_folder
 
-__all__ = ["load_image_folder", "memory_budget", "stratified_holdout"]
+__all__ = ["Folder", "load_image_folder", "memory_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,66 +66,53 @@ def folder_checksum(train: Scan, test: Scan) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Folder:
+    """An image folder as training holds it (training.data wraps it in its DatasetBundle)."""
+
+    name: str
+    train_images: torch.Tensor | FolderImages
+    train_labels: torch.Tensor
+    test_images: torch.Tensor | FolderImages
+    test_labels: torch.Tensor
+    class_names: tuple[str, ...]
+    normalization: Normalization
+    lineage: str
+    skipped: tuple[tuple[str, str], ...]
+
+
 def load_image_folder(
     root: Path, *, image_size: int, test_fraction: float, seed: int, max_memory_gb: float | None, workers: int
-) -> DatasetBundle:
-    """``root/train/<class>/*`` + ``root/test/<class>/*`` (or ``val/``), else ``root/<class>/*`` split into a
-    seeded, class-stratified test share of its readable images. Grey when every sampled image is grey, else RGB."""
-    test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
-    split = (root / "train").is_dir() and test_dir is not None
-    listings = [_listing(root / "train"), _listing(test_dir)] if split else [_listing(root)]
-    if split and listings[0].classes != listings[1].classes:
-        raise DataError(
-            f"{root / 'train'} and {test_dir} hold different class folders: "
-            f"{listings[0].classes} vs {listings[1].classes}"
-        )
-    channels = guess_channels([path for path, _ in listings[0].samples])
-    count = sum(len(listing.samples) for listing in listings)
-    stream, need, budget = _needs_streaming(count, channels, image_size, max_memory_gb)
+) -> Folder:
+    """``root`` split by the folder rules (train/ + test/ or val/, else a seeded, class-stratified ``test_fraction``
+    of its files), both splits scanned at once into one array. Grey when every sampled image is grey, else RGB."""
+    splits = split_folder(root, test_fraction=test_fraction, seed=seed)
+    samples = splits.train + splits.test
+    channels = guess_channels([path for path, _ in splits.train])
+    stream, need, budget = _needs_streaming(len(samples), channels, image_size, max_memory_gb)
     if stream:
         logger.info(
             "%s: %d images would take %.2f GB in memory (budget %.2f GB): read from disk batch by batch",
-            root, count, need / 2**30, budget / 2**30,
+            root, len(samples), need / 2**30, budget / 2**30,
         )  # fmt: skip
-    scans = [
-        scan_folder(listing.samples, channels, image_size, keep=not stream, workers=workers) for listing in listings
-    ]
-    empty = sorted(set(range(len(listings[0].classes))) - set(scans[0].labels.tolist()))
+    scan = scan_folder(samples, channels, image_size, keep=not stream, workers=workers)
+    train_files = {path for path, _ in splits.train}
+    train, test = scan.split_at(sum(path in train_files for path in scan.paths))  # the scan keeps the order
+    empty = sorted(set(range(len(splits.classes))) - set(train.labels.tolist()))
     if empty:
-        names = ", ".join(listings[0].classes[i] for i in empty)
-        raise DataError(f"{listings[0].root}: no readable image in class folder(s) {names}", path=root)
-    train, test = scans if split else _hold_out(scans[0], test_fraction, seed)
-    return DatasetBundle(
+        names = ", ".join(splits.classes[i] for i in empty)
+        raise DataError(f"{root}: no readable image in class folder(s) {names} of its training split", path=root)
+    return Folder(
         name=str(root),
         train_images=train.images,
         train_labels=train.labels,
         test_images=test.images,
         test_labels=test.labels,
-        class_names=tuple(listings[0].classes),
+        class_names=splits.classes,
         normalization=Normalization(*pixel_statistics(train)),
         lineage=folder_checksum(train, test),
-        skipped=sum((scan.skipped for scan in scans), ()),
+        skipped=scan.skipped,
     )
-
-
-def _hold_out(scan: Scan, fraction: float, seed: int) -> tuple[Scan, Scan]:
-    """(training, test) shares of a folder with no train/ + test/ split, drawn among its readable images."""
-    test_idx = stratified_holdout(scan.labels, fraction, seed)
-    keep = torch.ones(len(scan.paths), dtype=torch.bool)
-    keep[test_idx] = False
-    return scan.split(keep.nonzero().flatten(), test_idx)
-
-
-def _listing(root: Path):  # -> torchvision.datasets.ImageFolder (lists the files; decodes nothing)
-    from torchvision import datasets
-
-    try:
-        folder = datasets.ImageFolder(str(root))
-    except (FileNotFoundError, OSError) as exc:
-        raise DataError(f"{root}: {describe(exc)}; expected one sub-folder of images per class", path=root) from exc
-    if len(folder.classes) < 2:
-        raise DataError(f"{root}: found {len(folder.classes)} class folder(s); a classifier needs at least 2")
-    return folder
 
 
 def _needs_streaming(count: int, channels: int, size: int, max_memory_gb: float | None) -> tuple[bool, int, int]:
@@ -132,18 +121,3 @@ def _needs_streaming(count: int, channels: int, size: int, max_memory_gb: float 
     local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     need, budget = count * channels * size * size * local, memory_budget(max_memory_gb)
     return need > budget, need, budget
-
-
-def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a seeded share taken from each class (at least one image per class)."""
-    generator = torch.Generator().manual_seed(seed)
-    picked = []
-    for cls in labels.unique():
-        members = (labels == cls).nonzero().flatten()
-        if len(members) < 2:
-            raise DataError(
-                f"class {int(cls)} has {len(members)} image(s); each class needs at least 2 to hold one out for testing"
-            )
-        count = max(1, round(len(members) * fraction))
-        picked.append(members[torch.randperm(len(members), generator=generator)[:count]])
-    return torch.cat(picked).sort().values

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgecnn.errors import DataError, describe
-from edgecnn.export.labelled import folder_image, warn_unreadable
+from edgecnn.data.folders import Sample, read_image, warn_unreadable
+from edgecnn.errors import DataError
 from edgecnn.training.distributed import from_env, gather_objects
 
-__all__ = ["FolderImages", "Scan", "decode_image", "guess_channels", "read_with_workers", "scan_folder"]
+__all__ = ["FolderImages", "Scan", "read_with_workers", "scan_folder"]
 
 
 class FolderImages:
@@ -52,7 +52,7 @@ class FolderImages:
         return self
 
     def decode(self, i: int) -> np.ndarray:
-        return decode_image(self.paths[i], self.channels, self.size)
+        return read_image(self.paths[i], (self.channels, self.size, self.size))
 
     def numpy(self) -> np.ndarray:
         """Every image, decoded (the whole view in memory: for the few a parity check or calibration takes)."""
@@ -60,17 +60,6 @@ class FolderImages:
         for i in range(len(self)):
             out[i] = self.decode(i)
         return out
-
-
-def decode_image(path: str, channels: int, size: int) -> np.ndarray:
-    """One file → uint8 C×S×S as the deployed model is fed it (:func:`edgecnn.export.labelled.folder_image`);
-    whatever a user's file makes a decoder raise is a DataError naming that file."""
-    try:
-        return folder_image(path, (channels, size, size))
-    except Exception as exc:  # any decoder error is that file's fault
-        if isinstance(exc, MemoryError):
-            raise
-        raise DataError(f"cannot read image {path}: {describe(exc).removeprefix(f'{path}: ')}", path=path) from exc
 
 
 @dataclass(frozen=True)
@@ -85,47 +74,25 @@ class Scan:
     skipped: tuple[tuple[str, str], ...]  # (file, why) of the files that could not be read
     images: torch.Tensor | FolderImages  # uint8 N×C×S×S in memory, or left on disk
 
-    def split(self, first: torch.Tensor, second: torch.Tensor) -> tuple[Scan, Scan]:
-        """The images at ``first`` and at ``second`` (together, each image once), in those orders. Pixels held in
-        memory are moved within their own tensor: no second copy of a folder that only just fits its budget."""
-        if isinstance(self.images, torch.Tensor):
-            _reorder_rows(self.images.numpy(), torch.cat([first, second]).tolist())
-            parts = self.images[: len(first)], self.images[len(first) :]
-        else:
-            parts = self.images[first], self.images[second]
-        return self._take(first, parts[0]), self._take(second, parts[1])
+    def split_at(self, count: int) -> tuple[Scan, Scan]:
+        """The first ``count`` images and the rest; pixels held in memory are two views of the one array the scan
+        filled: no second copy of a folder that only just fits its budget."""
+        return self._take(slice(None, count)), self._take(slice(count, None))
 
-    def _take(self, index: torch.Tensor, images: torch.Tensor | FolderImages) -> Scan:
-        keep = index.tolist()
+    def _take(self, part: slice) -> Scan:
         return Scan(
-            tuple(self.paths[i] for i in keep),
-            self.labels[index],
-            self.sums[keep],
-            self.squares[keep],
-            tuple(self.digests[i] for i in keep),
+            self.paths[part],
+            self.labels[part],
+            self.sums[part],
+            self.squares[part],
+            self.digests[part],
             self.skipped,
-            images,
+            self.images[part],
         )
 
 
-def _reorder_rows(rows: np.ndarray, order: list[int]) -> None:
-    """``rows[i] = rows[order[i]]`` for every i at once, in place, following the permutation's cycles."""
-    done = [False] * len(order)
-    for start in range(len(order)):
-        if done[start]:
-            continue
-        spare, i = rows[start].copy(), start
-        while True:
-            done[i], j = True, order[i]
-            if j == start:
-                rows[i] = spare
-                break
-            rows[i] = rows[j]
-            i = j
-
-
 class _Decoded(torch.utils.data.Dataset):
-    def __init__(self, samples: list[tuple[str, int]], channels: int, size: int, keep: bool) -> None:
+    def __init__(self, samples: list[Sample], channels: int, size: int, keep: bool) -> None:
         self.samples, self.channels, self.size, self.keep = samples, channels, size, keep
 
     def __len__(self) -> int:
@@ -133,7 +100,7 @@ class _Decoded(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, bytes, str | None]:
         try:
-            pixels = decode_image(self.samples[i][0], self.channels, self.size)
+            pixels = read_image(self.samples[i][0], (self.channels, self.size, self.size))
         except DataError as exc:
             return None, np.zeros(0), np.zeros(0), b"", str(exc)
         wide = pixels.reshape(self.channels, -1).astype(np.int64)
@@ -159,7 +126,7 @@ def read_with_workers(dataset: torch.utils.data.Dataset, **loader: Any) -> Itera
         signal_handling._SIGCHLD_handler_set = installed
 
 
-def _decoded(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Iterator[Any]:
+def _decoded(samples: list[Sample], channels: int, size: int, *, keep: bool, workers: int) -> Iterator[Any]:
     """Each file's scan, in order. Several processes reading a folder from disk scan a share each (every
     world-th file) and gather the results (no pixels: small); a folder held in memory is decoded by each."""
     dist = from_env()
@@ -183,7 +150,7 @@ def _counted(loader: Iterator[list[Any]], bar: tqdm, weight: int) -> Iterator[An
         yield from chunk
 
 
-def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, keep: bool, workers: int) -> Scan:
+def scan_folder(samples: list[Sample], channels: int, size: int, *, keep: bool, workers: int) -> Scan:
     """Decode every file once (in ``workers`` processes; 0: here), keeping the pixels only when ``keep``."""
     kept, sums, squares, digests, skipped = [], [], [], [], []
     pixels = np.empty((len(samples) if keep else 0, channels, size, size), dtype=np.uint8)  # filled in place
@@ -213,21 +180,3 @@ def scan_folder(samples: list[tuple[str, int]], channels: int, size: int, *, kee
         tuple(skipped),
         images,
     )
-
-
-def guess_channels(paths: list[str], sample: int = 64) -> int:
-    """3 when any of about ``sample`` evenly spaced readable images has colour (as the runtime reads it), else 1."""
-    from edgecnn.runtime.images import image_batch, load_image
-
-    step = max(1, len(paths) // sample)
-    for path in paths[::step]:
-        try:
-            _, pictures = image_batch([load_image(path, formats=None).copy()], channels=3)
-            rgb = next(pictures)  # H×W when the file is grey, H×W×3 when it has colour channels
-        except Exception:  # noqa: BLE001 - the scan names the file and why
-            continue
-        if rgb.ndim == 3 and not (
-            np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-        ):
-            return 3
-    return 1

@@ -13,7 +13,7 @@ from PIL import Image
 
 from edgecnn.config import ExportConfig
 from edgecnn.errors import ProviderError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 
 
 @pytest.fixture(scope="module")

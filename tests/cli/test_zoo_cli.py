@@ -12,7 +12,7 @@ from conftest import run_cli
 from PIL import Image
 
 from edgecnn.config import ExportConfig
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.files import write_json
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.zoo import resolve_zoo

@@ -15,8 +15,8 @@ from edgecnn.errors import ConfigError, ParityError
 from edgecnn.export import calibrate
 from edgecnn.export.calibrate import TRIED_METHODS, Attempt, keep_best
 from edgecnn.export.gates import Gates, ParityReport
-from edgecnn.export.job import export_checkpoint
-from edgecnn.export.modes import Built
+from edgecnn.export.from_checkpoint import export_checkpoint
+from edgecnn.export.built import Built
 from edgecnn.files import report_path
 from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.session import open_session
@@ -83,18 +83,18 @@ def test_auto_keeps_a_passing_method_and_the_card_and_metadata_list_what_was_tri
 
 
 def test_a_named_method_is_used_alone(checkpoints, tmp_path, monkeypatch):
-    import edgecnn.export.job as job
+    from edgecnn.export.judge import Judge
 
     methods, measured = [], []
-    quantize, measure = calibrate.quantize_static_int8, job.measure_parity
+    quantize, measure = calibrate.quantize_static_int8, Judge.measure
     monkeypatch.setattr(
         calibrate, "quantize_static_int8", lambda *a, **k: methods.append(k["method"]) or quantize(*a, **k)
     )
-    monkeypatch.setattr(job, "measure_parity", lambda *a, **k: measured.append(a[1]) or measure(*a, **k))
+    monkeypatch.setattr(Judge, "measure", lambda self, path, **k: measured.append(path) or measure(self, path, **k))
     report = export_checkpoint(
         checkpoints("tiny"), tmp_path / "m.onnx", ExportConfig(quantize="static", calibration_method="minmax", **QUICK)
     )
-    assert methods == ["minmax"] and measured == []  # built once, and gated once: by the export's own gate
+    assert methods == ["minmax"] and len(measured) == 1  # built once, and gated once: by the export's own gate
     assert report.settings["calibration"]["method"] == "minmax" and "tried" not in report.settings["calibration"]
 
 

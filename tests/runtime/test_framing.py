@@ -10,7 +10,7 @@ from PIL import Image
 from edgecnn.bench.fitting import measure_fits
 from edgecnn.config import ExportConfig
 from edgecnn.errors import InputError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.framing import fit_image
 from edgecnn.runtime.images import load_image

@@ -36,7 +36,7 @@ PIL_OPEN_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, Lookup
 @pytest.fixture(scope="module")
 def predictor(checkpoints, tmp_path_factory):
     from edgecnn.config import ExportConfig
-    from edgecnn.export.job import export_checkpoint
+    from edgecnn.export.from_checkpoint import export_checkpoint
     from edgecnn.runtime import Predictor
 
     out = tmp_path_factory.mktemp("guards") / "m.onnx"

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgecnn.config import ExportConfig
 from edgecnn.errors import EdgeCNNError, ModelFileError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.metadata import PREFIX, decode
 

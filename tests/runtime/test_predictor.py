@@ -15,7 +15,7 @@ from PIL import Image
 
 from edgecnn.config import ExportConfig
 from edgecnn.errors import EdgeCNNError, ImageError, InputError, ModelFileError, ProviderError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor, ProviderWarning
 from edgecnn.runtime.preprocess import load_image, normalize
 from edgecnn.training.checkpoint import load_checkpoint

@@ -13,7 +13,7 @@ import pytest
 import edgecnn
 from edgecnn.config import ExportConfig
 from edgecnn.errors import ConfigError, ModelFileError
-from edgecnn.export.job import export_checkpoint
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.files import file_sha256, write_json
 from edgecnn.runtime import Predictor, predictor, zoo
 from edgecnn.runtime.zoo import is_zoo_spec, list_zoo, parse_zoo_spec, resolve_zoo, zoo_dirs

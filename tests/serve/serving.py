@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from conftest import REPO, blocking_prelude
 
-from edgecnn.export.labelled import load_labelled
+from edgecnn.data.builtin import read_builtin
 
 _ANNOUNCED = re.compile(r"at http://127\.0\.0\.1:(\d+)/v2")
 LIMIT_SECONDS = 120  # no test server outlives this, whatever the test does
@@ -105,5 +105,5 @@ def _read(process: subprocess.Popen, lines: list[str], announced: threading.Even
 @functools.lru_cache(maxsize=1)
 def fashion_test_images() -> tuple[np.ndarray, np.ndarray]:
     """Real Fashion-MNIST test images (uint8 N×28×28) and labels, read without torch."""
-    data = load_labelled("fashion-mnist", shape=(1, 28, 28))
-    return data.test_images[:, 0], data.test_labels
+    data = read_builtin("fashion-mnist", "test")
+    return data.images[:, 0], data.labels

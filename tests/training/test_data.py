@@ -5,15 +5,16 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from edgecnn.errors import DataError, DataWarning
-from edgecnn.export.labelled import FASHION_CLASSES  # the torch-free loader's copy must agree
-from edgecnn.training.data import load_dataset, resolve_data_root
+from edgecnn.config import resolve_data_root
+from edgecnn.data.builtin import FASHION_CLASSES
+from edgecnn.training.data import load_dataset
 
 
 def test_fashion_mnist_is_real_and_complete(fashion):
     assert fashion.train_images.shape == (60000, 1, 28, 28)
     assert fashion.test_images.shape == (10000, 1, 28, 28)
     assert fashion.train_images.dtype == torch.uint8
-    assert fashion.class_names == FASHION_CLASSES
+    assert fashion.class_names == FASHION_CLASSES == tuple(datasets.FashionMNIST.classes)  # torchvision's names
     assert fashion.normalization.mean == (0.2860,) and fashion.normalization.std == (0.3530,)
     assert torch.bincount(fashion.test_labels).tolist() == [1000] * 10
     # the published mean of the training pixels is what the constants say
@@ -119,10 +120,12 @@ def test_train_and_test_folders_with_different_classes_are_refused(tmp_path):
 
 def test_folder_with_one_class_or_no_readable_image_in_a_class_is_refused(tmp_path):
     (tmp_path / "only").mkdir()
-    Image.new("L", (8, 8)).save(tmp_path / "only" / "a.png")
+    for name in ("a.png", "c.png"):  # two images a class: one to train on, one held out
+        Image.new("L", (8, 8)).save(tmp_path / "only" / name)
     with pytest.raises(DataError, match="at least 2"):
         load_dataset(str(tmp_path), workers=0)
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.warns(DataWarning, match=r"skipped 1 of 2 .*b\.png"), pytest.raises(DataError, match="other"):
-        load_dataset(str(tmp_path))  # the broken file is named and skipped; a class left empty cannot be learnt
+    for name in ("b.png", "d.png"):
+        (tmp_path / "other" / name).write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.warns(DataWarning, match=r"skipped 2 of 4 .*b\.png"), pytest.raises(DataError, match="other"):
+        load_dataset(str(tmp_path))  # the broken files are named and skipped; a class left empty cannot be learnt

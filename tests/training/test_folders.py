@@ -174,15 +174,7 @@ def test_a_folder_is_read_as_the_runtime_reads_photos(tmp_path, fashion):
     assert (square[:, 10:18, 10:18] == 0).all() and (square[:, :10] == 255).all()
 
 
-def test_quantize_calibrating_on_the_folder_skips_the_same_files(folder):
-    from edgecnn.export.labelled import load_labelled  # edgecnn quantize's torch-free reader
-
-    root, broken = folder
-    with pytest.warns(DataWarning, match=r"skipped 3 of 403 image\(s\)") as caught:
-        data = load_labelled(str(root), shape=(1, 28, 28))
-    (message,) = [str(w.message) for w in caught if w.category is DataWarning]
-    assert all(str(path) in message for path in broken)
-    assert len(data.train_labels) + len(data.test_labels) == 400 and data.train_images.shape[1:] == (1, 28, 28)
+# quantize's and export's reader skips the same files: tests/data/test_labelled.py
 
 
 def test_a_folder_gone_mid_run_ends_it_with_one_clear_error(folder, tmp_path):

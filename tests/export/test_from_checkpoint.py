@@ -13,8 +13,9 @@ from onnx import numpy_helper
 
 from edgecnn.config import ExportConfig
 from edgecnn.errors import ExportError, ModelFileError, ParityError
-from edgecnn.export.job import calibration_indices, export_checkpoint, verify_export
+from edgecnn.export.from_checkpoint import export_checkpoint, verify_export
 from edgecnn.export.to_onnx import BakedPreprocessing, export_onnx
+from edgecnn.export.variants import calibration_indices
 from edgecnn.files import report_path
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.metadata import InputSpec, read_metadata
@@ -150,7 +151,7 @@ def test_weights_perturbed_after_export_fail_verification(checkpoints, tmp_path)
 
 
 def test_broken_export_raises_and_leaves_nothing_at_out(checkpoints, tmp_path, monkeypatch):
-    import edgecnn.export.job as job
+    import edgecnn.export.from_checkpoint as job
 
     def export_then_break(*args, **kwargs):
         path = export_onnx(*args, **kwargs)
@@ -165,7 +166,7 @@ def test_broken_export_raises_and_leaves_nothing_at_out(checkpoints, tmp_path, m
 
 
 def test_interrupted_export_leaves_nothing_and_keeps_an_older_file(checkpoints, tmp_path, monkeypatch):
-    import edgecnn.export.pipeline as pipeline
+    import edgecnn.export.variants as variants
 
     out = tmp_path / "m.onnx"
     out.write_bytes(b"older model")
@@ -173,7 +174,7 @@ def test_interrupted_export_leaves_nothing_and_keeps_an_older_file(checkpoints, 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "measure_report", interrupt)  # after the model is written to its temp file
+    monkeypatch.setattr(variants, "measure_report", interrupt)  # after the model is written to its temp file
     with pytest.raises(KeyboardInterrupt):
         export_checkpoint(checkpoints("tiny"), out, ExportConfig(**QUICK))
     assert out.read_bytes() == b"older model"
@@ -248,11 +249,12 @@ def test_verify_rejects_a_model_without_our_metadata(checkpoints, tmp_path):
         verify_export(checkpoints("tiny"), plain, parity_samples=100)
 
 
-def test_export_config_refuses_nonsense():
+def test_export_config_refuses_nonsense(tmp_path):
     from edgecnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="quantize"):
-        ExportConfig(quantize="int4")
+    # the mode registry validates its own names (the config imports nothing above it), before anything is read
+    with pytest.raises(ConfigError, match="quantization mode 'int4'; choose one of: none, dynamic"):
+        export_checkpoint(tmp_path / "no-checkpoint", tmp_path / "m.onnx", ExportConfig(quantize="int4"))
     with pytest.raises(ConfigError, match="opset"):
         ExportConfig(opset=7)
     assert dataclasses.replace(ExportConfig(), quantize="auto").quantize == "auto"
@@ -303,3 +305,39 @@ def test_verify_refuses_a_model_from_another_checkpoint(checkpoints, tmp_path):
     proc = run_cli("verify", str(checkpoints("fashion_bn")), str(out), "--parity-samples", "100")
     assert proc.returncode == 1 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
     assert "was not exported from" in proc.stderr
+
+
+def test_exporting_a_from_disk_folder_checkpoint_reads_only_the_images_it_uses(tmp_path, fashion, monkeypatch):
+    import warnings
+
+    from image_folders import write_folder
+
+    import edgecnn.data.labelled as labelled
+    import edgecnn.training.scan as scan
+    from edgecnn.config import TrainConfig
+    from edgecnn.data.folders import split_folder
+    from edgecnn.training.loop import fit
+
+    folder = tmp_path / "photos"
+    write_folder(folder, fashion, per_class=30)
+    config = TrainConfig(
+        arch="tiny", dataset=str(folder), epochs=1, batch_size=50, val_size=20, max_memory_gb=0, workers=0, device="cpu"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file of this folder is unreadable
+        fit(config, tmp_path / "run")
+    splits = split_folder(folder, test_fraction=config.test_fraction, seed=config.seed)
+    train_files, test_files = ({path for path, _ in split} for split in (splits.train, splits.test))
+    read, real = [], labelled.read_image
+    monkeypatch.setattr(labelled, "read_image", lambda path, shape: read.append(path) or real(path, shape))
+    monkeypatch.setattr(scan, "scan_folder", lambda *a, **k: pytest.fail("export scanned the folder"))
+    report = export_checkpoint(tmp_path / "run", tmp_path / "m.onnx", ExportConfig(parity_samples=40, latency_iters=3))
+    assert report.parity.passed and report.parity.samples == 40
+    assert len(read) == 40 and set(read) <= test_files  # the parity images only: no training image decoded
+    read.clear()
+    quantized = ExportConfig(quantize="static", calibration_samples=30, parity_samples=40, max_accuracy_drop=100.0)
+    try:
+        export_checkpoint(tmp_path / "run", tmp_path / "q.onnx", dataclasses.replace(quantized, latency_iters=3))
+    except ParityError:
+        pass  # a one-epoch tiny net in int8 may miss the agreement gate on 40 images: what was read is the point
+    assert len(set(read) & train_files) == 30 and set(read) <= train_files | test_files  # + the calibration sample

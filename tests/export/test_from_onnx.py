@@ -12,7 +12,7 @@ from conftest import plain_torch_export, run_cli
 
 from edgecnn.config import QuantizeConfig
 from edgecnn.errors import ConfigError, ModelFileError, ParityError
-from edgecnn.export.requantize import quantize_onnx
+from edgecnn.export.from_onnx import quantize_onnx
 from edgecnn.files import report_path
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.graphinfo import read_graph_info
@@ -171,3 +171,29 @@ def test_predictor_on_a_foreign_model_needs_its_description(plain_onnx, fashion)
         Predictor(plain_onnx, classes=["a", "b"], mean=[0.286], std=[0.353])
     with pytest.raises(ConfigError, match="layout='NHWC' right"):
         Predictor(plain_onnx, classes=fashion.class_names, mean=[0.286], std=[0.353], layout="NHWC")
+
+
+def test_a_train_and_val_folder_calibrates_with_the_models_classes_and_another_is_refused(
+    plain_onnx, tmp_path, fashion
+):
+    from image_folders import CLASS_FOLDERS, write_folder
+
+    folder = tmp_path / "photos"
+    write_folder(folder / "train", fashion, per_class=50)
+    write_folder(folder / "val", fashion, per_class=100, start=50)
+    described = dict(classes=CLASS_FOLDERS, mean=(0.286,), std=(0.353,))
+    config = QuantizeConfig(mode="static", calibration=str(folder), max_accuracy_drop=1.0, **described, **QUICK)
+    report = quantize_onnx(plain_onnx, tmp_path / "q.onnx", config)
+    card = Predictor(tmp_path / "q.onnx").card
+    assert card.class_names == CLASS_FOLDERS and card.dataset == str(folder)  # not two classes "train" and "val"
+    calibration = report.settings["calibration"]
+    assert calibration["dataset"] == str(folder) and calibration["samples"] == 500  # from train/, 50 a class
+    assert report.parity.samples == 1000 and report.parity.passed  # val/'s images, labelled by their folders
+    renamed = tmp_path / "renamed"
+    write_folder(renamed / "train", fashion, per_class=2, names=("shirts", "shoes"))
+    write_folder(renamed / "val", fashion, per_class=2, names=("shirts", "shoes"))
+    args = ["--mode", "dynamic", "--classes", ",".join(CLASS_FOLDERS), "--mean", "0.286", "--std", "0.353"]
+    proc = run_cli("quantize", str(plain_onnx), "--out", str(tmp_path / "r.onnx"), "--calibration", str(renamed), *args)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "holds 2 classes (shirts, shoes); the model predicts 10" in proc.stderr
+    assert not (tmp_path / "r.onnx").exists()

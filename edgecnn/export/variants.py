@@ -1,0 +1,224 @@
+"""The export job both commands run, from an fp32 ONNX file and a judge on: build the variants → pick one →
+gate it → write it with its metadata and report card.
+
+``edgecnn export`` (from_checkpoint.py: the fp32 graph exported from torch, judged against torch) and ``edgecnn
+quantize`` (from_onnx.py: the user's fp32 file, judged against that file) differ only in where the fp32 graph
+and the judge's reference come from; everything else is here, once. The job goes down, never back up: the
+builders (modes.py → quantize.py, calibrate.py) receive the judge and the calibration sample in their
+:class:`~edgecnn.export.built.BuildContext`. Tier 1: numpy, onnx, onnxruntime; no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgecnn.card import ModelCard
+from edgecnn.config import QuantizationSettings
+from edgecnn.data.labelled import Split
+from edgecnn.errors import ParityError
+from edgecnn.export.auto import AutoDecision, choose_fastest
+from edgecnn.export.built import BuildContext, Built
+from edgecnn.export.calibrate import describe_tried
+from edgecnn.export.contenders import available_backends, open_contenders
+from edgecnn.export.gates import ParityReport
+from edgecnn.export.graphs import write_metadata
+from edgecnn.export.judge import Judge, graph_input
+from edgecnn.export.modes import AUTO, auto_candidates, get_mode
+from edgecnn.export.report import ExportReport, measure_report
+from edgecnn.files import atomic_path, report_path, write_json
+from edgecnn.runtime.metadata import InputSpec, ModelMetadata, read_metadata
+from edgecnn.runtime.session import open_session
+
+__all__ = ["Job", "Candidate", "Choice", "calibration_indices", "export_variants"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the job reads: the model's card, the settings, the mode asked for, the judge (its reference holds the
+    labelled test images) and the training split calibration samples come from."""
+
+    card: ModelCard
+    settings: QuantizationSettings
+    requested: str  # a mode name or "auto"
+    judge: Judge
+    train: Split  # read lazily: only the calibration sample is decoded
+    dataset: str
+    opset: int
+
+    @property
+    def spec(self) -> InputSpec:
+        return self.judge.reference.spec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    built: Built
+
+
+@dataclass(frozen=True)
+class Choice:
+    mode: str
+    candidate: Candidate
+    decision: AutoDecision | None  # auto's measurements, when auto chose
+
+
+def export_variants(job: Job, fp32: Path, out: Path, work: Path) -> ExportReport:
+    """Build, pick, gate and write ``out``, then its report card beside it; return the report. The model reaches
+    ``out`` through an atomic rename only once every check has passed (a failed gate leaves nothing there);
+    the card follows it and records the model's SHA-256, so a card an earlier export left (a kill between the
+    two writes) shows as describing another file."""
+    candidates = build_candidates(job, fp32, work)
+    choice = pick(job, candidates)
+    with gating_output(out, choice):
+        parity = job.judge.check(choice.candidate.path, exact=get_mode(choice.mode).exact)
+    report = write(job, out, fp32, choice, parity)
+    write_json(report_path(out), report.to_dict())  # after the model: a crash between leaves a verified model
+    return report
+
+
+def calibration_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A seeded, class-stratified sample: equal shares per class, interleaved, ``count`` in all."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = -(-count // len(classes))
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
+    return np.array([p[i] for i in range(per_class) for p in picks if i < len(p)][:count], dtype=np.int64)
+
+
+def _calibration(job: Job) -> tuple[np.ndarray, dict[str, Any]]:
+    """The seeded, stratified calibration sample of the training split, read now (only those images), as the
+    graph takes it, and its manifest."""
+    settings = job.settings
+    picked = calibration_indices(job.train.labels, settings.calibration_samples, settings.seed)
+    images, _ = job.train.take(picked)
+    digest = hashlib.sha256(",".join(map(str, picked.tolist())).encode()).hexdigest()
+    manifest = {
+        "samples": len(images),
+        "seed": settings.seed,
+        "split": "train",
+        "dataset": job.dataset,
+        "manifest_sha256": digest,
+    }
+    return graph_input(images, job.spec, job.card.normalization), manifest
+
+
+def build_candidates(job: Job, fp32: Path, work: Path) -> dict[str, Candidate]:
+    """The requested mode's variant, or every auto candidate that changed something (fp32 first)."""
+    names = auto_candidates() if job.requested == AUTO else [job.requested]
+    context = BuildContext(
+        settings=job.settings,
+        input_name=job.spec.name,
+        calibration=functools.cache(lambda: _calibration(job)),
+        judge=job.judge,
+    )
+    candidates = {}
+    for name in names:
+        path = work / f"{name}.onnx"
+        built = get_mode(name).build(fp32, path, context)
+        if job.requested == AUTO and built.unchanged:  # the fp32 graph under another name
+            continue
+        candidates[name] = Candidate(path, built)
+    return candidates
+
+
+def pick(job: Job, candidates: dict[str, Candidate]) -> Choice:
+    """The requested mode's file, or auto's choice among every candidate file on every available backend."""
+    if job.requested != AUTO:
+        return Choice(job.requested, candidates[job.requested], None)
+    settings, reference = job.settings, job.judge.reference
+    contenders = open_contenders(
+        {name: c.path for name, c in candidates.items()},
+        backends=available_backends(settings.backends),
+        max_accuracy_drop=settings.max_accuracy_drop,
+    )
+    decision = choose_fastest(
+        contenders,
+        reference.feed,
+        reference.labels,
+        batch_size_hint=settings.batch_size_hint,
+        max_accuracy_drop=settings.max_accuracy_drop,
+        iters=settings.latency_iters,
+    )
+    mode = decision.row.mode
+    return Choice(mode, candidates[mode], decision)
+
+
+@contextlib.contextmanager
+def gating_output(out: Path, choice: Choice) -> Iterator[None]:
+    """Re-raise a failed gate naming the user's ``out`` and the mode: the candidate file the gate read
+    lives in a temporary folder that is gone by the time anyone reads the message. A static variant
+    whose calibration methods were all tried names each one's figures too."""
+    mode = choice.mode
+    try:
+        yield
+    except ParityError as exc:
+        report = exc.report
+        if report is None or not report.failures:  # the model did not run: its own message says why
+            raise ParityError(f"{out} not written: {mode}: {exc}", report=report) from exc
+        reference = "the fp32 file" if report.reference == "fp32 onnx" else report.reference
+        tried = describe_tried(choice.candidate.built.settings.get("calibration", {}))
+        raise ParityError(
+            f"{out} not written: {mode} disagrees with {reference} on {report.samples} test images: "
+            + "; ".join(report.failures)
+            + (f" ({tried})" if tried else ""),
+            report=report,
+        ) from exc
+
+
+def write(job: Job, out: Path, fp32: Path, choice: Choice, parity: ParityReport) -> ExportReport:
+    """The chosen variant with metadata describing THIS file at ``out`` (atomically, after a read-back)."""
+    decision = choice.decision
+    settings = {"mode": choice.mode, **choice.candidate.built.settings}
+    if decision:
+        settings["auto"] = decision.to_dict()
+    meta = ModelMetadata(card=job.card, input=job.spec, quantization=settings, parity=parity.to_dict())
+    with atomic_path(out) as final:
+        write_metadata(onnx.load(str(choice.candidate.path)), meta, final)
+        read_metadata(open_session(final), source=str(out))  # the runtime loads it and reads it back
+        measured = measure_report(
+            final=final,
+            fp32=fp32,
+            chosen=choice.candidate.path,
+            feed=job.judge.reference.feed,
+            iters=job.settings.latency_iters,
+            batch_sizes=(1, job.settings.batch_size_hint),
+            decision=decision,
+        )
+        report = _report(job, out, choice, settings, parity, measured)
+    return report
+
+
+def _report(
+    job: Job, out: Path, choice: Choice, settings: dict[str, Any], parity: ParityReport, measured: dict[str, Any]
+) -> ExportReport:
+    accuracy = {
+        "fp32": parity.reference_accuracy,
+        "exported": parity.onnx_accuracy,
+        "delta_pp": parity.delta_accuracy_pp,
+        "samples": parity.samples,
+        "fp32_test_accuracy_at_training": job.card.test_accuracy,
+    }
+    return ExportReport(
+        model=str(out),
+        arch=job.card.arch,
+        requested=job.requested,
+        mode=choice.mode,
+        input=job.spec,
+        opset=job.opset,
+        settings=settings,
+        accuracy=accuracy,
+        parity=parity,
+        auto=choice.decision,
+        warnings=choice.candidate.built.warnings,
+        **measured,
+    )
