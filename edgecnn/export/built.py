@@ -3,13 +3,11 @@ registry (modes.py) and the builders (quantize.py, calibrate.py), below both so 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edgecnn.config import QuantizationSettings
+from edgecnn.export.sample import CalibrationSample
 
 if TYPE_CHECKING:
     from edgecnn.export.judge import Judge
@@ -34,5 +32,5 @@ class BuildContext:
 
     settings: QuantizationSettings
     input_name: str
-    calibration: Callable[[], tuple[np.ndarray, dict[str, Any]]]
+    calibration: CalibrationSample
     judge: Judge

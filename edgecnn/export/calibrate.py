@@ -56,7 +56,7 @@ class Attempt:
 
 def quantize_calibrated(src: Path, dst: Path, context: BuildContext) -> Built:
     """Static QDQ int8 of ``src`` at ``dst``, calibrated as ``context.settings.calibration_method`` says."""
-    samples, manifest = context.calibration()
+    samples, manifest = context.calibration.read
     method = context.settings.calibration_method
     if method != AUTO:
         return _quantize(src, dst, context, method, samples, manifest)

@@ -1,7 +1,8 @@
 """ONNX → dynamic int8 / static QDQ int8 / fp16, all through onnxruntime's own tools. Tier 1 (+ onnx).
 
 Why the defaults differ from ``quantize_dynamic``'s: onnxruntime's default dynamic recipe turns every
-Conv into ConvInteger, which on x86 ran the seed nets 4–12× slower than fp32 and has no CUDA kernel.
+Conv into ConvInteger, which on x86 ran every seed net several times slower than fp32 (BENCHMARKS.md,
+"Quantization": the textbook rows, tools/bench_quant.py) and has no CUDA kernel.
 Ours quantizes MatMul/Gemm only, and only weights large enough to pay for the per-call activation
 quantization (``min_weight_elements``); Conv needs an explicit opt-in, with a warning.
 
@@ -83,7 +84,7 @@ def quantize_dynamic_int8(
     warned = ()
     if "Conv" in ops:
         warned = (
-            "dynamic quantization of Conv makes ConvInteger nodes, which ran the seed nets 4–12× slower "
+            "dynamic quantization of Conv makes ConvInteger nodes, which ran the seed nets several times slower "
             "than fp32 on x86 and have no CUDA kernel; prefer --quantize static for Conv",
         )
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp, quiet_quantizer_logs():
@@ -139,10 +140,10 @@ def quantize_static_int8(
     ops: Sequence[str] | None = None,
     manifest: dict[str, Any] | None = None,
 ) -> Built:
-    """Shallow convs made fast (:func:`prepare_shallow_convs`), quant_pre_process, then QDQ
-    with per-channel int8 weights and uint8 activations (U8S8, the fast path of x86 VNNI and onnxruntime's
-    CPU kernels: S8S8 runs as U8S8 there, or 6–11× slower than fp32 with int8 activations allowed; issue 12),
-    calibrated on ``calibration``."""
+    """Shallow convs made fast (:func:`prepare_shallow_convs`), quant_pre_process, then QDQ with per-channel int8
+    weights and uint8 activations (U8S8, the fast path of x86 VNNI and onnxruntime's CPU kernels: S8S8 runs as
+    U8S8 there, or several times slower than fp32 with int8 activations allowed: BENCHMARKS.md, "int8 on the
+    CPU", tools/bench_int8.py), calibrated on ``calibration``."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp, quiet_quantizer_logs():

@@ -4,21 +4,18 @@ gate it → write it with its metadata and report card.
 ``edgecnn export`` (from_checkpoint.py: the fp32 graph exported from torch, judged against torch) and ``edgecnn
 quantize`` (from_onnx.py: the user's fp32 file, judged against that file) differ only in where the fp32 graph
 and the judge's reference come from; everything else is here, once. The job goes down, never back up: the
-builders (modes.py → quantize.py, calibrate.py) receive the judge and the calibration sample in their
-:class:`~edgecnn.export.built.BuildContext`. Tier 1: numpy, onnx, onnxruntime; no torch.
+builders (modes.py → quantize.py, calibrate.py) receive the judge and the calibration sample (sample.py,
+read on first use) in their :class:`~edgecnn.export.built.BuildContext`. Tier 1: numpy, onnx, onnxruntime; no torch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from edgecnn.card import ModelCard
@@ -31,14 +28,15 @@ from edgecnn.export.calibrate import describe_tried
 from edgecnn.export.contenders import available_backends, open_contenders
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
-from edgecnn.export.judge import Judge, graph_input
+from edgecnn.export.judge import Judge
 from edgecnn.export.modes import AUTO, auto_candidates, get_mode
 from edgecnn.export.report import ExportReport, measure_report
+from edgecnn.export.sample import CalibrationSample
 from edgecnn.files import atomic_path, report_path, write_json
 from edgecnn.runtime.metadata import InputSpec, ModelMetadata, read_metadata
 from edgecnn.runtime.session import open_session
 
-__all__ = ["Job", "Candidate", "Choice", "calibration_indices", "export_variants"]
+__all__ = ["Job", "Candidate", "Choice", "export_variants"]
 
 
 @dataclass(frozen=True)
@@ -86,41 +84,14 @@ def export_variants(job: Job, fp32: Path, out: Path, work: Path) -> ExportReport
     return report
 
 
-def calibration_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """A seeded, class-stratified sample: equal shares per class, interleaved, ``count`` in all."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per_class = -(-count // len(classes))
-    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
-    return np.array([p[i] for i in range(per_class) for p in picks if i < len(p)][:count], dtype=np.int64)
-
-
-def _calibration(job: Job) -> tuple[np.ndarray, dict[str, Any]]:
-    """The seeded, stratified calibration sample of the training split, read now (only those images), as the
-    graph takes it, and its manifest."""
-    settings = job.settings
-    picked = calibration_indices(job.train.labels, settings.calibration_samples, settings.seed)
-    images, _ = job.train.take(picked)
-    digest = hashlib.sha256(",".join(map(str, picked.tolist())).encode()).hexdigest()
-    manifest = {
-        "samples": len(images),
-        "seed": settings.seed,
-        "split": "train",
-        "dataset": job.dataset,
-        "manifest_sha256": digest,
-    }
-    return graph_input(images, job.spec, job.card.normalization), manifest
-
-
 def build_candidates(job: Job, fp32: Path, work: Path) -> dict[str, Candidate]:
     """The requested mode's variant, or every auto candidate that changed something (fp32 first)."""
     names = auto_candidates() if job.requested == AUTO else [job.requested]
-    context = BuildContext(
-        settings=job.settings,
-        input_name=job.spec.name,
-        calibration=functools.cache(lambda: _calibration(job)),
-        judge=job.judge,
+    settings = job.settings
+    calibration = CalibrationSample(
+        job.train, settings.calibration_samples, settings.seed, job.dataset, job.spec, job.card.normalization
     )
+    context = BuildContext(settings=settings, input_name=job.spec.name, calibration=calibration, judge=job.judge)
     candidates = {}
     for name in names:
         path = work / f"{name}.onnx"

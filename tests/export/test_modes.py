@@ -12,8 +12,8 @@ from onnx import numpy_helper
 from edgecnn.config import ExportConfig
 from edgecnn.errors import ConfigError, ParityError
 from edgecnn.export import modes
-from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.export.built import Built
+from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.export.modes import QuantMode, auto_candidates, get_mode, list_modes, register_mode
 from edgecnn.runtime import Predictor
 
