@@ -97,15 +97,16 @@ def _foreign(options: dict[str, str | None]) -> dict[str, Any]:
 
 
 def _expand(arguments: tuple[str, ...]) -> Iterator[str]:
-    """Files as given; folders → their image files, recursively, sorted; ``-`` → paths read from stdin."""
+    """Files as given; folders → their image files, recursively (a sub-folder that cannot be listed is an error:
+    no image lost without a word), sorted; ``-`` → paths read from stdin."""
+    from edgecnn.data.folders import image_files
     from edgecnn.runtime.images import IMAGE_SUFFIXES
 
     for argument in arguments:
         if argument == "-":
             yield from (line.strip() for line in sys.stdin if line.strip())
         elif Path(argument).is_dir():
-            found = (p for p in Path(argument).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            yield from sorted(str(p) for p in found)
+            yield from sorted(image_files(argument, IMAGE_SUFFIXES))  # the files predict takes, the data tier's walk
         else:
             yield argument
 
