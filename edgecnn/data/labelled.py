@@ -70,6 +70,7 @@ class _Files:
 
     def _read(self, order: Sequence[int], count: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``count`` readable images, tried in ``order``; the unreadable named in one warning."""
+        count = min(count, len(order))  # parity asks for 10,000 by default: a folder may hold fewer
         images, kept, skipped = np.empty((count, *self.shape), dtype=np.uint8), [], []
         for i in order:
             if len(kept) == count:
@@ -90,6 +91,13 @@ class Labelled:
     class_names: tuple[str, ...]
     train: Split  # where calibration samples come from
     test: Split  # what parity is proved on
+
+    def parity_images(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``count`` readable test images and their labels; none at all is a DataError."""
+        images, labels = self.test.first(count)
+        if not len(images):
+            raise DataError(f"{self.name}: none of its {len(self.test)} test image(s) can be read to prove parity on")
+        return images, labels
 
 
 def open_labelled(

@@ -103,7 +103,7 @@ def torch_reference(
     model: torch.nn.Module, data: Labelled, card: ModelCard, spec: InputSpec, samples: int
 ) -> Reference:
     """The torch model as the reference: its logits on the first ``samples`` test images, once."""
-    images, labels = data.test.first(samples)
+    images, labels = data.parity_images(samples)
     norm = card.normalization
     return Reference("torch", images, labels, spec, norm, torch_logits(model, normalize(images, norm.mean, norm.std)))
 

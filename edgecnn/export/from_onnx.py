@@ -42,7 +42,7 @@ def quantize_onnx(model: str | Path, out: str | Path, config: QuantizeConfig) ->
     with work_dir("quantize") as work:
         fp32 = work / "fp32.onnx"
         _single_file_copy(src, fp32)
-        images, labels = data.test.first(config.parity_samples)
+        images, labels = data.parity_images(config.parity_samples)
         reference = onnx_reference(fp32, images, labels, meta.input, card.normalization)
         job = Job(
             card=card,

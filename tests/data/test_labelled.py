@@ -64,3 +64,7 @@ def test_first_reads_past_an_unreadable_file_to_the_count_asked_for(tmp_path, fa
     with pytest.warns(DataWarning, match=r"skipped 1 of 3 image\(s\) that cannot be read: .*00000-broken\.png"):
         images, labels = data.test.first(2)
     assert len(images) == 2 and labels.tolist() == [0, 0] and len(reads) == 3
+    for path in (tmp_path / "test").rglob("*.png"):
+        path.write_bytes(b"")
+    with pytest.warns(DataWarning), pytest.raises(DataError, match="none of its 7 test image.s. can be read"):
+        data.parity_images(100)  # parity on nothing is refused, never a raw error or an empty pass
