@@ -1,6 +1,6 @@
 """What users hand the runtime → single images, each a uint8 H×W (grey) or H×W×3 (RGB) array, upright.
 
-How arrays are read (one rule set, also in the README):
+How arrays are read (one rule set, also in docs/api.md):
 
 - H×W: one grey image. N×H×W: N grey images. H×W×C with C = 1, 3 or 4: ONE image (a camera frame,
   ``np.asarray(Image.open(p))``), never a batch. N×H×W×C: N images.
