@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,59 +14,29 @@ from edgecnn.errors import EdgeCNNError
 
 __all__ = ["environment", "cold_start"]
 
-_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
-    "fp16",
-)
-
 
 def environment() -> dict[str, Any]:
-    """CPU model and the flags int8/fp16 kernels care about, cores, and the versions that matter."""
+    """CPU model and the flags int8/fp16 kernels care about (the machine's fingerprint), cores, and the versions
+    that matter."""
     import onnxruntime as ort
 
     from edgecnn import __version__
-    from edgecnn.runtime.session import physical_cores
+    from edgecnn.runtime.fingerprint import this_machine
 
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip().lower(), value.strip())
-    except OSError:  # not Linux: the platform module's answer stands
-        pass
-    # x86 names its CPU in "model name"; ARM boards in "Hardware" or "Model" (a Raspberry Pi's board name)
-    cpu = (
-        fields.get("model name")
-        or fields.get("hardware")
-        or fields.get("model")
-        or platform.processor()
-        or platform.machine()
-    )
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
-    named = [f for f in _FLAGS if f in flags]
-    if "asimd" in named:
-        named[named.index("asimd")] = "neon"
+    machine = this_machine()
     return {
-        "cpu": cpu,
-        "cpu_flags": named,
-        "cores": os.cpu_count(),
-        "physical_cores": physical_cores(),
-        "machine": platform.machine(),
+        "cpu": machine.cpu,
+        "cpu_flags": ["neon" if flag == "asimd" else flag for flag in machine.flags],
+        "cores": machine.logical_cores,
+        "physical_cores": machine.physical_cores,
+        "machine": machine.machine,
         "system": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": ort.__version__,
         "edgecnn": __version__,
         "providers": ort.get_available_providers(),
+        "fingerprint": machine.to_dict(),
     }
 
 

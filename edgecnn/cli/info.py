@@ -42,6 +42,7 @@ def info(model: str, as_json: bool, zoo_dir: str | None) -> None:
     }
     if meta is not None:
         data["input"] = meta.input.to_dict()  # the graph input as edgecnn feeds it
+        data["auto_machine"] = _auto_machine(meta.quantization)
     if as_json:
         print_json(data)
         return
@@ -110,9 +111,30 @@ def _card_lines(meta: Any) -> list[str]:
         f"lineage         {card.lineage.summary()}",
         f"quantization    {quant.get('mode')}{auto}",
     ]
+    machine = _auto_machine(quant)
+    if machine is not None:
+        lines.append(_machine_line(machine))
     if parity:
         lines.append(_parity_line(card, parity))
     return lines
+
+
+def _auto_machine(quantization: Any) -> dict[str, Any] | None:
+    """Where auto's recorded choice was measured, against this machine (None: auto did not choose)."""
+    from edgecnn.runtime.fingerprint import compare_with_this_machine
+
+    auto = quantization.get("auto")
+    return compare_with_this_machine(auto.get("machine")) if isinstance(auto, dict) else None
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    from edgecnn.runtime.fingerprint import read_fingerprint
+
+    recorded = read_fingerprint(machine["recorded"])
+    if recorded is None:
+        return "auto measured   on a machine it did not record; this machine: cannot tell"
+    verdict = "same" if machine["same"] else f"different ({', '.join(machine['differs'])})"
+    return f"auto measured   on {recorded.summary()}; this machine: {verdict}"
 
 
 def _auto_note(auto: Any) -> str:

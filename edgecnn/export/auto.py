@@ -27,6 +27,7 @@ import numpy as np
 from edgecnn.bench.timing import Clock, p50_by_batch
 from edgecnn.export.gates import Gates
 from edgecnn.runtime.backends import Engine
+from edgecnn.runtime.fingerprint import Fingerprint, this_machine
 
 __all__ = ["TIE_TOLERANCE", "Contender", "AutoRow", "AutoDecision", "choose_fastest", "decide"]
 
@@ -74,6 +75,7 @@ class AutoDecision:
     table: tuple[AutoRow, ...]
     max_accuracy_drop_pp: float
     batch_size_hint: int
+    machine: Fingerprint = dataclasses.field(default_factory=this_machine)  # where the table was measured
     rule: str = (
         "passes its gates (and on onnxruntime too), not slower than onnxruntime fp32 at batch 1 or the hint "
         f"batch; the fastest at the hint batch, within {TIE_TOLERANCE:.0%} a tie won at batch 1"
@@ -106,6 +108,7 @@ class AutoDecision:
             "max_accuracy_drop_pp": self.max_accuracy_drop_pp,
             "batch_size_hint": self.batch_size_hint,
             "rule": self.rule,
+            "machine": self.machine.to_dict(),
         }
 
 

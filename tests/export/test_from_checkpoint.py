@@ -109,6 +109,9 @@ def test_auto_measures_candidates_and_records_its_decision(checkpoints, tmp_path
     predictor = Predictor(out)  # backend "auto": the recorded choice
     assert (predictor.backend, predictor.precision) == (chosen["backend"], chosen["precision"])
     assert report.latency_ms_p50["exported"] == chosen["latency_ms"]
+    from edgecnn.runtime.fingerprint import this_machine
+
+    assert auto["machine"] == this_machine().to_dict()  # where the table was measured, recorded with the choice
 
 
 def test_static_calibration_sample_is_stratified_seeded_and_recorded(checkpoints, tmp_path, mnist):
