@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.config import QuantizationSettings
-from edgecnn.export.sample import CalibrationSample
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the mode registry imports this module at the CLI's start
+    from edgecnn.config import QuantizationSettings
     from edgecnn.export.judge import Judge
+    from edgecnn.export.sample import CalibrationSample
 
 __all__ = ["Built", "BuildContext"]
 

@@ -20,7 +20,7 @@ from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.preprocess import to_graph_input
 from edgecnn.runtime.session import open_session
 
-__all__ = ["Reference", "Judge", "onnx_reference", "graph_input"]
+__all__ = ["Reference", "Judge", "onnx_reference", "graph_input", "reference_phrase"]
 
 FP32_ONNX = "fp32 onnx"  # the reference's name when it is an fp32 ONNX file (edgecnn quantize)
 
@@ -44,6 +44,11 @@ class Reference:
     @property
     def accuracy(self) -> float:
         return float((self.logits.argmax(1) == self.labels).mean())
+
+
+def reference_phrase(name: str) -> str:
+    """How a message names a reference: "torch", or "the fp32 file"."""
+    return "the fp32 file" if name == FP32_ONNX else name
 
 
 def graph_input(images: np.ndarray, spec: InputSpec, normalization: Normalization) -> np.ndarray:
@@ -90,10 +95,9 @@ class Judge:
         """:meth:`measure`'s report, or :class:`ParityError` (carrying it) when a gate fails."""
         report = self.measure(path, exact=exact)
         if report.failures:
-            reference = "the fp32 file" if report.reference == FP32_ONNX else report.reference
             raise ParityError(
-                f"{os.fspath(path)} disagrees with {reference} on {report.samples} test images: "
-                + "; ".join(report.failures),
+                f"{os.fspath(path)} disagrees with {reference_phrase(report.reference)} "
+                f"on {report.samples} test images: " + "; ".join(report.failures),
                 report=report,
             )
         return report

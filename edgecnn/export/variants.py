@@ -28,7 +28,7 @@ from edgecnn.export.calibrate import describe_tried
 from edgecnn.export.contenders import available_backends, open_contenders
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
-from edgecnn.export.judge import Judge
+from edgecnn.export.judge import Judge, reference_phrase
 from edgecnn.export.modes import AUTO, auto_candidates, get_mode
 from edgecnn.export.report import ExportReport, measure_report
 from edgecnn.export.sample import CalibrationSample
@@ -136,12 +136,10 @@ def gating_output(out: Path, choice: Choice) -> Iterator[None]:
         report = exc.report
         if report is None or not report.failures:  # the model did not run: its own message says why
             raise ParityError(f"{out} not written: {mode}: {exc}", report=report) from exc
-        reference = "the fp32 file" if report.reference == "fp32 onnx" else report.reference
         tried = describe_tried(choice.candidate.built.settings.get("calibration", {}))
         raise ParityError(
-            f"{out} not written: {mode} disagrees with {reference} on {report.samples} test images: "
-            + "; ".join(report.failures)
-            + (f" ({tried})" if tried else ""),
+            f"{out} not written: {mode} disagrees with {reference_phrase(report.reference)} "
+            f"on {report.samples} test images: " + "; ".join(report.failures) + (f" ({tried})" if tried else ""),
             report=report,
         ) from exc
 
