@@ -66,9 +66,19 @@ class Engine:
 def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | None) -> Engine:
     """An onnxruntime session as an engine; it runs the file as it is, so its precision is the file's."""
     outputs, name = [session.get_outputs()[0].name], session.get_inputs()[0].name
+    # On the CPU, the compiled session's own run: InferenceSession.run first checks, in Python, that the feed
+    # names every input and holds no foreign OrtValue (~2 µs a call, BENCHMARKS.md "Runtime"); our one input is
+    # always fed, a numpy array. On CUDA the public run, whose EP-failure fallback we must not bypass.
+    compiled = getattr(session, "_sess", None) if provider == "cpu" else None
+    if compiled is not None and callable(getattr(compiled, "run", None)):
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(outputs, {name: x})[0]
+        def run(x: np.ndarray) -> np.ndarray:
+            return compiled.run(outputs, {name: x}, None)[0]
+
+    else:
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return session.run(outputs, {name: x})[0]
 
     precision = _FILE_PRECISION.get(str(quantization_mode), "f32")
     return Engine("onnxruntime", provider, precision, session, run, ORT_ERRORS)

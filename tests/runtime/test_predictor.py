@@ -11,12 +11,15 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import lying_png, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edgecnn.config import ExportConfig
 from edgecnn.errors import EdgeCNNError, ImageError, InputError, ModelFileError, ProviderError
 from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor, ProviderWarning
+from edgecnn.runtime.predictor import all_finite
 from edgecnn.runtime.preprocess import load_image, normalize
 from edgecnn.training.checkpoint import load_checkpoint
 
@@ -280,3 +283,20 @@ def test_cli_broken_model_is_one_line(tmp_path, content):
     for args in (("predict", str(model), str(tmp_path / "x.png")), ("info", str(model))):
         proc = run_cli(*args, block_torch=True)
         assert proc.returncode == 1 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=200)
+@given(
+    size=st.sampled_from([1, 10, 64, 65, 784, 4096, 70000]),
+    where=st.floats(0, 1, exclude_max=True),
+    value=st.sampled_from([np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 0.0, 1e-45]),
+    dtype=st.sampled_from([np.float32, np.float64, np.float16]),
+    step=st.sampled_from([1, 2]),
+)
+def test_all_finite_is_numpys_isfinite_all(size, where, value, dtype, step):
+    """The cheap finiteness checks of logits() (a Python sum, a dot with zeros) say what np.isfinite says, for
+    every size threshold, dtype, layout and the extremes (values whose float32 sum would overflow)."""
+    with np.errstate(over="ignore"):
+        a = np.full(size, 3.3e38, np.float64).astype(dtype)[::step]
+        a[int(where * a.size)] = value
+    assert all_finite(a) == bool(np.isfinite(a).all())
