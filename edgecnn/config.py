@@ -33,6 +33,9 @@ __all__ = [
     "CALIBRATION_METHODS",
     "PARITY_BATCH_SIZES",
     "AUTO_BACKENDS",
+    "BATCH_SIZE_HINT",
+    "MAX_ACCURACY_DROP",
+    "TuneConfig",
     "FIT_MODES",
     "INPUT_LAYOUTS",
     "SCHEDULES",
@@ -53,6 +56,8 @@ PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 c
 FIT_MODES = ("stretch", "pad", "crop", "object", "digit")  # how a photo is framed (runtime/framing.py)
 INPUT_LAYOUTS = ("NCHW", "NHWC")  # float32 input of a model without edgecnn metadata: torch or Keras order
 AUTO_BACKENDS = ("onnxruntime", "openvino")  # what auto measures; onnxruntime runs the reference and is the fallback
+BATCH_SIZE_HINT = 32  # the batch the app will run: auto and tune time batch 1 and this one (a camera burst)
+MAX_ACCURACY_DROP = 0.3  # percentage points a quantized model may lose vs its reference (torch, or the fp32 file)
 
 
 @dataclass(frozen=True)
@@ -120,11 +125,10 @@ class QuantizationSettings:
     calibration_method: str = "auto"  # static: which method keeps a net within the gates depends on the net; auto
     #   tries minmax, percentile and entropy and keeps the most accurate that passes (export/calibrate.py); a named
     #   one is used alone
-    max_accuracy_drop: float = 0.3  # percentage points a quantized model may lose vs its reference (torch, or the
-    #   fp32 file it was quantized from)
+    max_accuracy_drop: float = MAX_ACCURACY_DROP
     parity_samples: int = 10000  # the whole MNIST-style test set; lower it for quick checks
     latency_iters: int = 200  # timed runs per variant and batch size for the report card and `auto`
-    batch_size_hint: int = 32  # the batch the app will run: auto times batch 1 and this one (a camera burst)
+    batch_size_hint: int = BATCH_SIZE_HINT
     backends: tuple[str, ...] | None = None  # what auto measures on; None: every one installed (openvino too)
     seed: int = 0  # picks the calibration sample (and splits an image folder without train/ + test/, as training)
     data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA, else the user cache dir
@@ -135,12 +139,7 @@ class QuantizationSettings:
             problems.append(
                 f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {self.calibration_method!r})"
             )
-        backends = self.backends
-        if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
-            problems.append(
-                f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
-                "onnxruntime runs the fp32 reference and is every file's fallback"
-            )
+        problems += auto_backend_problems(self.backends)
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -165,6 +164,23 @@ class QuantizeConfig(QuantizationSettings):
     mean: tuple[float, ...] | None = None  # … and the normalization it was trained with, per channel
     std: tuple[float, ...] | None = None
     layout: str | None = None  # … and "NCHW" (default) or "NHWC"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What `edgecnn tune` measures on the device, and for how long (runtime/tuning.py)."""
+
+    batch_size_hint: int = BATCH_SIZE_HINT
+    budget: float | None = None  # seconds for the whole tuning; None: every configuration, 100 timed runs each (a
+    #   zoo net: about 15 s on 2 cores). A Predictor's first load tunes within 1.3 s (runtime/tuning.py)
+    max_accuracy_drop: float = MAX_ACCURACY_DROP
+    backends: tuple[str, ...] | None = None  # what it measures on; None: every one installed (openvino too)
+    threads: int | None = None  # pin the intra-op threads (as `edgecnn serve --threads` runs); None: 1, 2, 4 … cores
+
+    def __post_init__(self) -> None:
+        problems = check_fields(self) + auto_backend_problems(self.backends)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -229,6 +245,16 @@ class ServeConfig:
             problems.append("host must name an address to listen on (127.0.0.1 for this machine only)")
         if problems:
             raise ConfigError("; ".join(problems))
+
+
+def auto_backend_problems(backends: tuple[str, ...] | None) -> list[str]:
+    """What is wrong with the backends auto or tune is asked to measure on (None: every one installed)."""
+    if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
+        return [
+            f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
+            "onnxruntime runs the reference and is every file's fallback"
+        ]
+    return []
 
 
 C = TypeVar("C")

@@ -36,6 +36,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "warmup": (0, 10**6),
     "iters": (1, 10**7),
     "duration": (1e-3, 86_400.0),
+    "budget": (0.05, 86_400.0),
     "cold_runs": (0, 1000),
     "shape": (1, 8192),
     "checkpoint_every": (1, 10**9),

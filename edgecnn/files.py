@@ -19,6 +19,7 @@ from edgecnn.errors import ConfigError, describe
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "known_sha256",
     "METRICS_NAME",
     "CURVES_NAME",
     "CONFUSION_NAME",
@@ -186,6 +187,20 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_KNOWN_SHA256: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) → digest, this process
+
+
+def known_sha256(path: str | os.PathLike[str]) -> str:
+    """:func:`file_sha256`, remembered for this process while the file's inode, size and mtime stay the same:
+    a zoo file is hashed once when resolved, and again never when the tuning cache looks it up."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    digest = _KNOWN_SHA256.get(key)
+    if digest is None:
+        digest = _KNOWN_SHA256[key] = file_sha256(path)
+    return digest
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,11 @@ settings.load_profile("ci")
 
 # Subprocesses (the CLI tests) read the same root; ../shared/datasets beside the repo is the default.
 os.environ.setdefault("EDGECNN_DATA", str(_data_root()))
+# backend="auto" would tune every fresh test model for up to 1.3 s on its first load: off here, as a process that
+# must start fast turns it off; the tuning tests (tests/runtime/test_tuning.py, the serve start-up test) turn it
+# on. The tuning cache is the session's own, never the user's.
+os.environ["EDGECNN_TUNE"] = "0"
+os.environ["EDGECNN_CACHE"] = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
 
 
 @pytest.fixture(scope="session")

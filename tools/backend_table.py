@@ -3,7 +3,7 @@
 
 Per net, every configuration is opened as a device app opens it (``Predictor(..., backend=, precision=,
 threads=)``) and timed through ``Predictor.logits`` — all interleaved in one run
-(``edgecnn.bench.timing.measure_interleaved``: blocks of 10, so drift hits all alike), at batch 1 and 64,
+(``edgecnn.runtime.timing.measure_interleaved``: blocks of 10, so drift hits all alike), at batch 1 and 64,
 with 1 and 2 threads; onnxruntime sessions do not spin (they take turns on the cores). "auto" is the file
 ``edgecnn quantize zoo:NAME --batch-size-hint 64`` wrote, run by ``Predictor(backend="auto")`` (the
 configuration auto recorded); "bare" is that configuration's engine called directly (onnxruntime's
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.timing import measure_interleaved, summarize
-from edgecnn.export.gates import gates_for_precision
 from edgecnn.runtime import Predictor
+from edgecnn.runtime.gates import gates_for_precision
+from edgecnn.runtime.timing import measure_interleaved, summarize
 
 CONFIGS = (  # label, zoo variant, backend, precision
     ("onnxruntime fp32", "fp32", "onnxruntime", None),

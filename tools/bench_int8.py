@@ -32,11 +32,11 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.data.builtin import read_builtin
 from edgecnn.export.graphs import prepare_shallow_convs
 from edgecnn.export.quantize import quiet_quantizer_logs
 from edgecnn.runtime.backends import onnxruntime_engine
+from edgecnn.runtime.timing import measure_interleaved, summarize
 
 NETS = ("mnist_cnn3", "convnet5", "keras_conv2", "fashion_bn", "keras_same", "keras_valid")
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,6 @@ import numpy as np
 import onnxruntime as ort
 from seednets import SEED_NETS, checkpoint_for  # tools/seednets.py
 
-from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import ExportConfig
 from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.export.graphs import strip_value_info
@@ -36,6 +35,7 @@ from edgecnn.export.to_onnx import export_onnx
 from edgecnn.runtime.backends import onnxruntime_engine
 from edgecnn.runtime.preprocess import normalize
 from edgecnn.runtime.session import open_session
+from edgecnn.runtime.timing import measure_interleaved, summarize
 from edgecnn.training.checkpoint import load_checkpoint
 from edgecnn.training.data import load_dataset_for
 

@@ -26,11 +26,11 @@ import onnxruntime as ort
 from PIL import Image
 
 from edgecnn.bench.environment import cold_start
-from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import ExportConfig, TrainConfig
 from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.files import checkpoint_path
 from edgecnn.runtime import Predictor
+from edgecnn.runtime.timing import measure_interleaved, summarize
 from edgecnn.training.checkpoint import load_checkpoint
 from edgecnn.training.data import load_dataset_for
 

@@ -35,7 +35,7 @@ BATCHES = (1, 64)
 _CHILD = """
 import json, sys, time
 import numpy as np
-from edgecnn.bench.timing import summarize
+from edgecnn.runtime.timing import summarize
 from edgecnn.runtime import Predictor
 name, variant, backend, threads, spinning, seconds = sys.argv[1:7]
 options = {"backend": backend, "threads": int(threads)}

@@ -34,10 +34,10 @@ import numpy as np
 from load_client import Request, classify_checker, drive, http_request, infer_checker
 from PIL import Image
 
-from edgecnn.bench.timing import summarize
 from edgecnn.config import ServeConfig
 from edgecnn.data.builtin import read_builtin
 from edgecnn.runtime import Predictor
+from edgecnn.runtime.timing import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = 1000

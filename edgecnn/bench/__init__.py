@@ -1,5 +1,5 @@
-"""Tier 0, measurement: ``timing`` (interleaved runs of engines' ``run(x)``, percentiles), ``environment``
-(machine, cold start), ``subjects`` (what ``edgecnn bench`` times), ``run`` (:func:`run_bench`,
+"""Tier 0, measurement (timed with :mod:`edgecnn.runtime.timing`, which the device's tuning shares):
+``environment`` (machine, cold start), ``subjects`` (what ``edgecnn bench`` times), ``run`` (:func:`run_bench`,
 :class:`BenchResult`), ``report`` (its table); ``framings`` (photo-like framings of test images) and
 ``fitting`` (each ``fit`` mode's accuracy on them)."""
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from edgecnn.bench.environment import cold_start, environment
 from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subject
-from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, config_to_dict
 from edgecnn.errors import ConfigError
 from edgecnn.runtime.threads import default_spinning
+from edgecnn.runtime.timing import measure_interleaved, summarize
 
 __all__ = ["LatencyRow", "BenchResult", "run_bench"]
 

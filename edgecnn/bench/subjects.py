@@ -1,5 +1,5 @@
 """What ``edgecnn bench`` times: an ONNX file through the engine a Predictor runs it on, or torch eager
-from a checkpoint. Each subject runs as an engine does (``run(x) -> scores``: :data:`edgecnn.bench.timing.Run`)
+from a checkpoint. Each subject runs as an engine does (``run(x) -> scores``: :data:`edgecnn.runtime.timing.Run`)
 and knows what it is."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.timing import Run
 from edgecnn.config import BenchConfig
 from edgecnn.errors import ConfigError, ModelFileError
 from edgecnn.files import checkpoint_path
 from edgecnn.runtime.backends import Engine
+from edgecnn.runtime.timing import Run
 
 __all__ = ["ModelInfo", "Subject", "onnx_subject", "torch_subject"]
 

@@ -1,7 +1,7 @@
 """The command line: click only, one small module per command group (parse → config → one call → print).
 
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
-``quantize``, ``predict``, ``info``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
+``quantize``, ``predict``, ``info``, ``tune``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
 helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
 quantize share, their help written once), ``output`` (what every command prints the same way) and
 ``requires`` (which extra a command needs, checked before any work).
@@ -28,6 +28,7 @@ from edgecnn.cli.predict import predict
 from edgecnn.cli.quantize import quantize
 from edgecnn.cli.serve import serve
 from edgecnn.cli.train import archs, train
+from edgecnn.cli.tune import tune_command
 from edgecnn.cli.zoo import zoo_command
 from edgecnn.errors import EdgeCNNError
 
@@ -75,7 +76,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_args: A
 _EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
 _EXTRA["serve"] = "serve"
 
-for _command in (archs, train, export_command, verify, quantize, predict, info, bench, serve, zoo_command):
+_COMMANDS = (archs, train, export_command, verify, quantize, predict, info, tune_command, bench, serve, zoo_command)
+for _command in _COMMANDS:
     main.add_command(_command)
     if _command.name in _EXTRA:
         _command.short_help = f"[{_EXTRA[_command.name]}] {_command.get_short_help_str(limit=60)}"

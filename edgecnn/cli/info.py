@@ -27,7 +27,7 @@ def info(model: str, as_json: bool, zoo_dir: str | None) -> None:
     from edgecnn.runtime.metadata import PREFIX, decode, metadata_props
     from edgecnn.runtime.session import open_session
 
-    model = resolve_model(model, zoo_dir)
+    asked, model = model, resolve_model(model, zoo_dir)
     graph = read_graph_info(model)
     session = open_session(model)  # onnxruntime must load it too: info on a file it refuses would mislead
     props = metadata_props(session, source=model)  # onnxruntime's view: bytes that are not UTF-8 are refused
@@ -43,11 +43,12 @@ def info(model: str, as_json: bool, zoo_dir: str | None) -> None:
     if meta is not None:
         data["input"] = meta.input.to_dict()  # the graph input as edgecnn feeds it
         data["auto_machine"] = _auto_machine(meta.quantization)
+        data["auto_here"] = _auto_here(asked, Path(model), meta, zoo_dir)
     if as_json:
         print_json(data)
         return
     card = (
-        _card_lines(meta)
+        [*_card_lines(meta), f"auto here       {data['auto_here']['origin']}"]
         if meta
         else ["edgecnn          no edgecnn metadata: `edgecnn predict` / Predictor need --classes, --mean, --std"]
     )
@@ -117,6 +118,31 @@ def _card_lines(meta: Any) -> list[str]:
     if parity:
         lines.append(_parity_line(card, parity))
     return lines
+
+
+def _auto_here(asked: str, path: Path, meta: Any, zoo_dir: str | None) -> dict[str, Any]:
+    """What Predictor(backend="auto") runs here and why — without tuning (a Predictor would tune on first load)."""
+    from edgecnn.runtime.auto import TUNE_ENV, auto_files, settled_choice, tuning_enabled
+
+    primary = str(meta.quantization.get("mode", "none"))
+    choice = settled_choice(auto_files(asked, path, primary, zoo_dir), primary, meta, "cpu")
+    if choice is None:
+        when = (
+            "a Predictor tunes it on its first load (within 1.3 s) and caches it; `edgecnn tune` measures it fully"
+            if tuning_enabled()
+            else f"not tuned ({TUNE_ENV}=0): the recorded choice is used as is; `edgecnn tune` measures it here"
+        )
+        return {"decided": False, "origin": f"not decided on this machine yet: {when}"}
+    return {
+        "decided": True,
+        "origin": choice.origin,
+        "file": str(choice.path),
+        "backend": choice.backend,
+        "hint": choice.hint,
+        "threads": choice.threads,
+        "spinning": choice.spinning,
+        "cache": None if choice.cache is None else str(choice.cache),
+    }
 
 
 def _auto_machine(quantization: Any) -> dict[str, Any] | None:

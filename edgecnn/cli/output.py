@@ -9,7 +9,7 @@ import click
 
 from edgecnn.config import PARITY_BATCH_SIZES
 
-__all__ = ["print_json", "warn", "print_export_report", "show_export_report"]
+__all__ = ["print_json", "warn", "print_export_report", "show_export_report", "show_decision"]
 
 
 def print_json(data: Any) -> None:
@@ -20,32 +20,38 @@ def warn(message: str) -> None:
     click.echo(f"edgecnn: warning: {message}", err=True)
 
 
-def _show_auto(decision: Any) -> None:
-    """auto's table: every candidate configuration, * the chosen, x one that does not qualify (and why)."""
+def show_decision(decision: Any, *, title: str = "auto: candidates measured on this machine") -> None:
+    """auto's (or tune's) table: every candidate configuration, * the chosen, x one that does not qualify (and
+    why); the threads column when the candidates differ in it (tune)."""
     large = str(decision.batch_size_hint)
-    click.echo(f"auto: candidates measured on this machine (p50 ms; batch {large} is --batch-size-hint)")
+    threads = any(row.threads is not None for row in decision.table)
+    click.echo(f"{title} (p50 ms; batch {large} is --batch-size-hint)")
     click.echo(
-        f"  {'candidate':<22} {'runs in':<17} {'accuracy':>9} {'drop pp':>8} {'batch 1':>9} "
-        f"{'batch ' + large:>10} {'size':>10}"
+        f"  {'candidate':<22} {'runs in':<17}"
+        + (f" {'threads':>7}" if threads else "")
+        + f" {'accuracy':>9} {'drop pp':>8} {'batch 1':>9} {'batch ' + large:>10} {'size':>10}"
     )
     for row in decision.table:
         mark = "*" if row.candidate == decision.chosen else (" " if row.eligible else "x")
+        spin = "" if row.threads is None else f"{row.threads}{'s' if row.spinning and row.threads > 1 else ''}"
         click.echo(
-            f"{mark} {row.candidate:<22} {row.backend + ' ' + row.precision:<17} {row.accuracy:>9.2%} "
-            f"{row.drop_pp:>8.2f} {row.latency_ms['1']:>9.4f} {row.latency_ms[large]:>10.4f} "
+            f"{mark} {row.candidate:<22} {row.backend + ' ' + row.precision:<17}"
+            + (f" {spin:>7}" if threads else "")
+            + f" {row.accuracy:>9.2%} {row.drop_pp:>8.2f} {row.latency_ms['1']:>9.4f} {row.latency_ms[large]:>10.4f} "
             f"{row.size_bytes:>10,}" + (f"  ({row.why_not})" if row.why_not else "")
         )
     runtime = decision.runtime
+    where = f" with {runtime['threads']} thread{'s' * (runtime['threads'] > 1)}" if "threads" in runtime else ""
     click.echo(
-        f"auto chose {decision.chosen}: Predictor(backend='auto') runs it on "
-        f"{runtime['backend']} in {runtime['precision']}"
+        f"{title.split(':')[0]} chose {decision.chosen}: Predictor(backend='auto') runs it on "
+        f"{runtime['backend']} in {runtime['precision']}{where}"
     )
 
 
 def print_export_report(report: Any) -> None:
     """The readable report card of `edgecnn export` / `edgecnn quantize`."""
     if report.auto:
-        _show_auto(report.auto)
+        show_decision(report.auto)
     sizes, acc, parity = report.size_bytes, report.accuracy, report.parity
     quantized = ", ".join(f"{v['quantized']}/{v['of']} {op}" for op, v in report.quantized_ops.items())
     click.echo(

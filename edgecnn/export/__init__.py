@@ -2,9 +2,9 @@
 ``edgecnn verify``: a checkpoint → the fp32 graph and the torch reference) and ``to_onnx`` (torch → ONNX).
 Tier 1 (onnx, onnxruntime): ``from_onnx`` (``edgecnn quantize``: an fp32 file is graph and reference),
 ``variants`` (the job both run: build → pick → gate → write), ``judge`` (the reference's logits, computed once,
-and the one judge of every file), ``gates`` (what "agrees" means, the parity report), ``modes`` (the
-quantization registry), ``built`` (what a mode's builder gets and gives), ``sample`` (the calibration sample,
-read on first use), ``quantize`` (onnxruntime's quantizers), ``calibrate`` (static int8's calibration
-methods), ``auto`` (the measured choice), ``contenders`` (what auto measures), ``graphs`` (what a file holds,
-its metadata) and ``report`` (the report card). Nothing is imported here: ``edgecnn.export.modes`` stays
-torch- and onnx-free for the CLI."""
+and the one judge of every file), ``gates`` (the parity report), ``modes`` (the quantization registry),
+``built`` (what a mode's builder gets and gives), ``sample`` (the calibration sample, read on first use),
+``quantize`` (onnxruntime's quantizers), ``calibrate`` (static int8's calibration methods), ``graphs`` (what
+a file holds, its metadata) and ``report`` (the report card). auto's measured choice and the gates are the
+runtime's (:mod:`edgecnn.runtime.fastest`, :mod:`edgecnn.runtime.gates`), shared with ``edgecnn tune`` on the
+device. Nothing is imported here: ``edgecnn.export.modes`` stays torch- and onnx-free for the CLI."""

@@ -15,7 +15,8 @@ import numpy as np
 from edgecnn.card import Normalization
 from edgecnn.config import PARITY_BATCH_SIZES
 from edgecnn.errors import ParityError
-from edgecnn.export.gates import ParityReport, compare_logits, gates_for, onnx_logits
+from edgecnn.export.gates import ParityReport, compare_logits, onnx_logits
+from edgecnn.runtime.gates import gates_for
 from edgecnn.runtime.metadata import InputSpec
 from edgecnn.runtime.preprocess import to_graph_input
 from edgecnn.runtime.session import open_session

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecnn.bench.timing import compare_latency
-from edgecnn.export.auto import AutoDecision
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import compute_op_counts, op_counts
 from edgecnn.files import file_sha256
+from edgecnn.runtime.fastest import AutoDecision
 from edgecnn.runtime.metadata import InputSpec
+from edgecnn.runtime.timing import compare_latency
 
 __all__ = ["ExportReport", "measure_report"]
 

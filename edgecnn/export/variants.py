@@ -22,10 +22,8 @@ from edgecnn.card import ModelCard
 from edgecnn.config import QuantizationSettings
 from edgecnn.data.labelled import Split
 from edgecnn.errors import ParityError
-from edgecnn.export.auto import AutoDecision, choose_fastest
 from edgecnn.export.built import BuildContext, Built
 from edgecnn.export.calibrate import describe_tried
-from edgecnn.export.contenders import available_backends, open_contenders
 from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
 from edgecnn.export.judge import Judge, reference_phrase
@@ -33,6 +31,8 @@ from edgecnn.export.modes import AUTO, auto_candidates, get_mode
 from edgecnn.export.report import ExportReport, measure_report
 from edgecnn.export.sample import CalibrationSample
 from edgecnn.files import atomic_path, report_path, write_json
+from edgecnn.runtime.candidates import available_backends, open_contenders
+from edgecnn.runtime.fastest import AutoDecision, choose_fastest
 from edgecnn.runtime.metadata import InputSpec, ModelMetadata, read_metadata
 from edgecnn.runtime.session import open_session
 

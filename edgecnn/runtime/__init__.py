@@ -6,8 +6,13 @@ this process has), ``threads`` (the thread policy), ``session`` (providers, thre
 errors), ``backends`` (the engines — onnxruntime, OpenVINO — behind one ``run(x)``), ``metadata`` (card +
 file facts in ``metadata_props``), ``foreign`` (the caller's description of a model without them),
 ``images`` (what users hand in → upright uint8 images, within the size guards), ``framing`` (a photo →
-the model's H×W), ``preprocess`` (pixels → graph input) and ``predictor`` (:class:`Predictor`); beside
-them ``fingerprint`` (the machine a choice was measured on, and this one).
+the model's H×W), ``preprocess`` (pixels → graph input) and ``predictor`` (:class:`Predictor`).
+
+The fastest correct configuration, measured where the model runs: ``fingerprint`` (the machine a choice was
+measured on, and this one), ``timing`` (engines timed interleaved, percentiles), ``gates`` (what "agrees"
+means), ``fastest`` (auto's candidates, table and rule), ``candidates`` (what export's auto measures),
+``probe`` (the real test images a device gates on), ``tuning`` (``edgecnn tune``: the search within a
+budget), ``tune_cache`` (the per-machine cache) and ``auto`` (what ``backend="auto"`` runs, and why).
 """
 
 from __future__ import annotations

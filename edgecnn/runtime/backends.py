@@ -61,6 +61,7 @@ class Engine:
     handle: Any  # the onnxruntime InferenceSession or the OpenVINO CompiledModel
     run: Callable[[np.ndarray], np.ndarray]
     errors: tuple[type[BaseException], ...]  # what ``run`` raises when the backend fails
+    origin: str = "asked for by name"  # backend "auto": where the decision came from (runtime/auto.py)
 
 
 def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | None) -> Engine:

@@ -7,6 +7,7 @@ itself accepts NaN, batch 0 and Python lists.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -18,12 +19,14 @@ import numpy as np
 
 from edgecnn.card import ModelCard
 from edgecnn.errors import ConfigError, InputError, ModelFileError, ProviderError, describe
-from edgecnn.runtime.backends import BACKENDS, Engine, onnxruntime_engine, openvino_engine, recorded_backend
+from edgecnn.runtime.auto import AutoChoice, auto_files, choose_auto
+from edgecnn.runtime.backends import BACKENDS, Engine, onnxruntime_engine, openvino_engine
 from edgecnn.runtime.foreign import ForeignSpec, metadata_for
 from edgecnn.runtime.framing import FIT_MODES, default_fit
 from edgecnn.runtime.images import CHANNEL_ORDERS
 from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixels
-from edgecnn.runtime.session import create_session
+from edgecnn.runtime.session import create_session, physical_cores
+from edgecnn.runtime.threads import default_spinning, default_threads
 from edgecnn.runtime.zoo import ZOO_PREFIX, is_zoo_spec, resolve_zoo
 
 __all__ = ["Predictor", "Prediction", "softmax"]
@@ -81,8 +84,10 @@ class Predictor:
         backend: str = "auto",
         device: str | None = None,
         precision: str | None = None,
+        tune: bool | None = None,
+        zoo_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.path = resolve_zoo(model_path) if is_zoo_spec(model_path) else Path(model_path)
+        self.path = resolve_zoo(model_path, zoo_dir) if is_zoo_spec(model_path) else Path(model_path)
         backend = _checked_choice("backend", backend, BACKENDS)
         if backend == "openvino" and provider == "cuda":
             raise ConfigError("provider= is onnxruntime's; with backend='openvino' name OpenVINO's device= instead")
@@ -93,20 +98,53 @@ class Predictor:
             allow_fallback=allow_fallback,
             spinning=spinning,
         )
-        self.metadata = metadata_for(session, self.path, ForeignSpec(classes, mean, std, layout))
+        foreign = ForeignSpec(classes, mean, std, layout)
+        self.metadata = metadata_for(session, self.path, foreign)
+        self.auto: AutoChoice | None = None  # backend "auto": the decision in force and where it came from
+        if backend == "auto" and device is None and precision is None:
+            session, backend, precision, threads = self._follow_auto(
+                session, (model_path, zoo_dir), threads, spinning, tune, foreign
+            )
         self.fit = _checked_choice("fit", fit or default_fit(self.card.dataset), FIT_MODES)
         self.channel_order = _checked_choice("channel_order", channel_order, CHANNEL_ORDERS)
         self._probabilities = _checked_choice("output", output, ("logits", "probabilities")) == "probabilities"
         # OpenVINO's engine replaces the onnxruntime session, which has done its job: validating the file
         self._engine = self._start_engine(session, backend, device, threads, precision)
+        if self.auto is not None:
+            self._engine = dataclasses.replace(self._engine, origin=self.auto.origin)
         self._bind_graph()
+
+    def _follow_auto(
+        self,
+        session: Any,
+        asked: tuple[Any, Any],
+        threads: int | None,
+        spinning: bool | None,
+        tune: bool | None,
+        foreign: ForeignSpec,
+    ) -> tuple[Any, str, str | None, int | None]:
+        """backend "auto": the decision in force on this machine (runtime/auto.py) — its file (a zoo net named
+        without a variant may swap to its other variant), backend, precision, threads and spinning (threads and
+        spinning the caller named win) — and the session re-opened where it differs from the one open."""
+        primary = str(self.metadata.quantization.get("mode", "none"))
+        files = auto_files(asked[0], self.path, primary, asked[1])
+        choice = self.auto = choose_auto(
+            files, primary, self.metadata, self.provider, tune_now=tune, pinned_threads=threads
+        )
+        opened = (threads or default_threads("onnxruntime") or physical_cores(), _spinning(spinning))
+        threads = threads or choice.threads
+        spinning = choice.spinning if spinning is None else spinning
+        wanted = (threads or opened[0], _spinning(spinning))
+        if choice.path != self.path or (choice.backend == "onnxruntime" and wanted != opened):
+            self.path = choice.path
+            session, self.provider = create_session(self.path, self.provider, threads=threads, spinning=spinning)
+            self.metadata = metadata_for(session, self.path, foreign)
+        return session, choice.backend, choice.hint, threads
 
     def _start_engine(
         self, session: Any, backend: str, device: str | None, threads: int | None, precision: str | None
     ) -> Engine:
         """The onnxruntime session that validated the file, or the file compiled by OpenVINO."""
-        if backend == "auto" and device is None and precision is None:
-            backend, precision = recorded_backend(self.path, self.metadata.quantization, self.provider)
         if backend == "openvino":
             return openvino_engine(self.path, device=device or "CPU", threads=threads, precision=precision)
         if device is not None or precision is not None:
@@ -133,7 +171,7 @@ class Predictor:
         """The zoo's model NAME (``edgecnn zoo`` lists them) as ``variant`` "fp32" or "int8" (default: the net's
         own), once its size and SHA-256 match the zoo's index; ``kwargs`` as for the constructor."""
         spec = (name if is_zoo_spec(name) else ZOO_PREFIX + name) + (f":{variant}" if variant else "")
-        return cls(resolve_zoo(spec, zoo_dir), **kwargs)
+        return cls(spec, zoo_dir=zoo_dir, **kwargs)
 
     @property
     def card(self) -> ModelCard:
@@ -313,6 +351,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Each row's class probabilities from its logits (what :meth:`Predictor.predict_proba` returns)."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _spinning(spinning: bool | None) -> bool:
+    return default_spinning() if spinning is None else spinning
 
 
 def _checked_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import edgecnn
 from edgecnn.errors import ConfigError, ModelFileError, describe
-from edgecnn.files import file_sha256
+from edgecnn.files import known_sha256
 from edgecnn.runtime.zoo_index import INDEX_NAME, ZOO_FORMAT, ZOO_VARIANTS, ZooEntry, ZooIndex, load_index
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "resolve_zoo",
     "verify_file",
     "list_zoo",
+    "zoo_variant_files",
 ]
 
 ZOO_PREFIX = "zoo:"
@@ -173,7 +174,7 @@ def verify_file(index: ZooIndex, relative: str) -> Path:
     path, expected = index.path_of(relative), index.files[relative]
     try:
         size = path.stat().st_size
-        digest = file_sha256(path) if size == expected.size else None
+        digest = known_sha256(path) if size == expected.size else None
     except OSError as exc:
         raise ModelFileError(f"cannot read the zoo file {path}: {describe(exc)}", path=path) from exc
     if digest is None:
@@ -217,3 +218,17 @@ def _row(name: str, listing: list[ZooIndex]) -> ZooRow:
         files=files,
         index=listing[0].folder,
     )
+
+
+def zoo_variant_files(spec: str, zoo_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Every variant of the zoo net ``spec`` names that is here and passes its checks, keyed by quantization
+    mode ("none" for fp32; the int8 file's mode): what ``edgecnn tune zoo:NAME`` chooses among. A variant the
+    folders lack (the wheel ships the int8 and the default file) is left out; a damaged one is refused."""
+    name, _ = parse_zoo_spec(spec)
+    files = {}
+    for row in list_zoo(zoo_dir):
+        if row.name == name:
+            for variant in row.available:
+                mode = "none" if variant == "fp32" else row.int8_mode or "static"
+                files[mode] = resolve_zoo(f"{ZOO_PREFIX}{name}:{variant}", zoo_dir)
+    return files

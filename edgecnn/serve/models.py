@@ -26,7 +26,7 @@ from edgecnn.errors import ConfigError, ImageError, describe
 from edgecnn.runtime.images import PIL_ERRORS, checked_image
 from edgecnn.runtime.predictor import Prediction, Predictor, softmax
 from edgecnn.runtime.preprocess import to_graph_input
-from edgecnn.runtime.zoo import is_zoo_spec, parse_zoo_spec, resolve_zoo
+from edgecnn.runtime.zoo import is_zoo_spec, parse_zoo_spec
 from edgecnn.serve.batching import Batcher
 from edgecnn.serve.protocol import ProtocolError
 
@@ -90,6 +90,7 @@ class ServedModel:
                 "backend": predictor.backend,
                 "device": predictor.device,
                 "precision": predictor.precision,
+                "chosen_by": predictor.engine.origin,
                 "fit": predictor.fit,
                 "pixel_input": {"datatype": "UINT8", "shape": [-1, *self._pixels]},
                 "max_batch_size": self.batcher.max_batch,
@@ -202,8 +203,10 @@ def load_models(
     served = []
     for name, spec in named:
         started = time.perf_counter()
-        path = resolve_zoo(spec, zoo_dir) if is_zoo_spec(spec) else Path(spec)
-        predictor = Predictor(path, provider=config.provider, backend=config.backend, threads=config.threads)
+        # backend "auto" decides here, before any port opens: the cache's entry, or a tuning now (runtime/auto.py)
+        predictor = Predictor(
+            spec, provider=config.provider, backend=config.backend, threads=config.threads, zoo_dir=zoo_dir
+        )
         seconds = time.perf_counter() - started
         served.append(ServedModel(name, predictor, config, load_seconds=seconds, observe=observe and observe(name)))
     return served

@@ -111,6 +111,8 @@ def run_server(
     names = ", ".join(f"{m.name} ({m.predictor.backend} {m.predictor.precision})" for m in models)
 
     def announce() -> None:
+        for model in models:
+            say(f"{model.name}: {model.predictor.backend} {model.predictor.precision}, {model.predictor.engine.origin}")
         say(f"serving {names} at {url}/v2 (SIGTERM or Ctrl-C drains and stops)")
 
     server = _Server(settings, stop_after=config.stop_after, announce=announce)

@@ -9,10 +9,10 @@ import pytest
 from conftest import run_cli
 
 from edgecnn.bench.run import run_bench
-from edgecnn.bench.timing import measure_interleaved, summarize
 from edgecnn.config import BenchConfig, ExportConfig
 from edgecnn.errors import ConfigError
 from edgecnn.export.from_checkpoint import export_checkpoint
+from edgecnn.runtime.timing import measure_interleaved, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

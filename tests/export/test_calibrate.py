@@ -16,8 +16,9 @@ from edgecnn.export import calibrate
 from edgecnn.export.built import Built
 from edgecnn.export.calibrate import TRIED_METHODS, Attempt, keep_best
 from edgecnn.export.from_checkpoint import export_checkpoint
-from edgecnn.export.gates import Gates, ParityReport
+from edgecnn.export.gates import ParityReport
 from edgecnn.files import report_path
+from edgecnn.runtime.gates import Gates
 from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.session import open_session
 

@@ -71,7 +71,7 @@ def test_a_toy_mode_is_registered_built_gated_and_offered_by_auto(toy_modes, che
 
 
 def test_a_drop_exactly_at_the_budget_passes_and_nan_never_does():
-    from edgecnn.export.gates import gates_for
+    from edgecnn.runtime.gates import gates_for
 
     gates = gates_for(False, 0.3)
     assert gates.failures(max_abs=1.0, agreement=0.995, reference_accuracy=0.777, accuracy=0.774) == []

@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from edgecnn.export.auto import REFERENCE, AutoRow, decide
 from edgecnn.export.report import measure_report
+from edgecnn.runtime.fastest import REFERENCE, AutoRow, decide
 
 
 def _row(candidate: str, b1: float, b8: float) -> AutoRow:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -70,12 +71,17 @@ def _lower(headers: Any) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(*args: str) -> Iterator[Server]:
-    """``edgecnn serve ARGS`` on a free loopback port, ready when it says so; SIGTERM afterwards."""
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``edgecnn serve ARGS`` on a free loopback port, ready when it says so; SIGTERM afterwards. ``env``: added
+    to this process's environment."""
     code = blocking_prelude() + "from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
     command = [sys.executable, "-c", code, "serve", *args, "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(
-        [*command, "--stop-after", str(LIMIT_SECONDS)], cwd=REPO, stderr=subprocess.PIPE, text=True
+        [*command, "--stop-after", str(LIMIT_SECONDS)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     lines: list[str] = []
     announced = threading.Event()

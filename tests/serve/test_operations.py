@@ -162,3 +162,25 @@ def test_without_the_serve_extra_it_says_which_to_install():
     result = run_cli("serve", "zoo:keras_same", "--port", "0", "--stop-after", "5", blocked=("starlette", "uvicorn"))
     assert result.returncode == 1
     assert "pip install 'edgecnn[serve]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_start_up_tunes_the_models_before_it_reports_ready_and_the_next_start_reads_the_cache(tmp_path):
+    """backend auto: serve decides on this machine before it opens its port (issue 23): a tuning at its own
+    --threads (1), said on stderr and in the model metadata, cached; a second start reads the entry."""
+    env = {"EDGECNN_TUNE": "1", "EDGECNN_CACHE": str(tmp_path / "cache")}
+    with running_server("zoo:fashion_bn", env=env) as server:
+        tuned = [line for line in server.lines if line.startswith("edgecnn: fashion_bn:")]
+        assert len(tuned) == 1 and "tuned now on this machine" in tuned[0], server.lines
+        assert server.lines.index(tuned[0]) < next(i for i, line in enumerate(server.lines) if "serving " in line)
+        status, meta = server.json("GET", "/v2/models/fashion_bn")
+        assert status == 200 and meta["parameters"]["chosen_by"].startswith("tuned now on this machine")
+        [entry] = (tmp_path / "cache" / "tune").glob("*-t1.json")  # pinned to serve's one thread
+        assert json.loads(entry.read_text())["threads"] == 1
+        assert server.stop() == 0
+    with running_server("zoo:fashion_bn", env=env) as server:
+        status, meta = server.json("GET", "/v2/models/fashion_bn")
+        assert (
+            meta["parameters"]["chosen_by"].startswith("tuned on this machine")
+            and str(entry) in meta["parameters"]["chosen_by"]
+        )
+        assert server.stop() == 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn.export.auto import TIE_TOLERANCE, Contender, choose_fastest
-from edgecnn.export.gates import gates_for_precision
 from edgecnn.runtime.backends import Engine
+from edgecnn.runtime.fastest import TIE_TOLERANCE, Contender, choose_fastest
+from edgecnn.runtime.gates import gates_for_precision
 
 HINT = 32
 LABELS = np.arange(1000) % 10
@@ -156,7 +156,7 @@ def test_each_precision_is_gated_by_its_own_tier():
 
 def test_a_file_openvino_cannot_compile_leaves_onnxruntime_candidates_standing(monkeypatch):
     from edgecnn.errors import ModelFileError
-    from edgecnn.export import contenders
+    from edgecnn.runtime import candidates as contenders
     from edgecnn.runtime.zoo import resolve_zoo
 
     def refuse(path, **_options):

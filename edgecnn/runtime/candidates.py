@@ -16,8 +16,6 @@ from pathlib import Path
 
 from edgecnn.config import AUTO_BACKENDS
 from edgecnn.errors import ModelFileError, ProviderError
-from edgecnn.export.auto import Contender
-from edgecnn.export.gates import gates_for_precision
 from edgecnn.runtime.backends import (
     OPENVINO_PRECISIONS,
     default_spinning,
@@ -26,9 +24,11 @@ from edgecnn.runtime.backends import (
     openvino_engine,
     require_openvino,
 )
+from edgecnn.runtime.fastest import Contender
+from edgecnn.runtime.gates import gates_for_precision
 from edgecnn.runtime.session import open_session
 
-__all__ = ["available_backends", "open_contenders"]
+__all__ = ["available_backends", "open_contenders", "openvino_options"]
 
 _log = logging.getLogger(__name__)
 _OPENVINO_MODES = {"none": OPENVINO_PRECISIONS, "static": ("f32",)}  # file variant → OpenVINO precision hints
@@ -63,10 +63,15 @@ def open_contenders(files: Mapping[str, Path], *, backends: Sequence[str], max_a
     return contenders
 
 
+def openvino_options(mode: str) -> tuple[str, ...]:
+    """The OpenVINO precision hints a file variant is a candidate in (none for dynamic and fp16 files)."""
+    return _OPENVINO_MODES.get(mode, ())
+
+
 def _openvino_contenders(files: Mapping[str, Path], max_accuracy_drop: float) -> list[Contender]:
     contenders = []
     for mode, path in files.items():
-        for hint in _OPENVINO_MODES.get(mode, ()):
+        for hint in openvino_options(mode):
             try:
                 engine = openvino_engine(path, precision=hint)  # threads: the policy's, as a Predictor gets
             except ModelFileError as exc:  # an op OpenVINO lacks: onnxruntime's candidates still stand
