@@ -125,7 +125,7 @@ def _auto_here(asked: str, path: Path, meta: Any, zoo_dir: str | None) -> dict[s
     from edgecnn.runtime.auto import TUNE_ENV, auto_files, settled_choice, tuning_enabled
 
     primary = str(meta.quantization.get("mode", "none"))
-    choice = settled_choice(auto_files(asked, path, primary, zoo_dir), primary, meta, "cpu")
+    choice = settled_choice(auto_files(asked, zoo_dir, path=path, primary=primary), primary, meta, "cpu")
     if choice is None:
         when = (
             "a Predictor tunes it on its first load (within 1.3 s) and caches it; `edgecnn tune` measures it fully"

@@ -43,7 +43,7 @@ def tune_command(model: str, as_json: bool, zoo_dir: str | None, **options: Any)
     path = resolve_zoo(model, zoo_dir) if is_zoo_spec(model) else Path(model)
     metadata = read_metadata(open_session(path), source=str(path))
     primary = str(metadata.quantization.get("mode", "none"))
-    files = auto_files(model, path, primary, zoo_dir)
+    files = auto_files(model, zoo_dir, path=path, primary=primary)
     tuning = tune(
         files,
         primary,

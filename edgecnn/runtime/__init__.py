@@ -6,7 +6,8 @@ this process has), ``threads`` (the thread policy), ``session`` (providers, thre
 errors), ``backends`` (the engines — onnxruntime, OpenVINO — behind one ``run(x)``), ``metadata`` (card +
 file facts in ``metadata_props``), ``foreign`` (the caller's description of a model without them),
 ``images`` (what users hand in → upright uint8 images, within the size guards), ``framing`` (a photo →
-the model's H×W), ``preprocess`` (pixels → graph input) and ``predictor`` (:class:`Predictor`).
+the model's H×W), ``preprocess`` (pixels → graph input), ``scores`` (what comes out, and the checks on both
+ends) and ``predictor`` (:class:`Predictor`).
 
 The fastest correct configuration, measured where the model runs: ``fingerprint`` (the machine a choice was
 measured on, and this one), ``timing`` (engines timed interleaved, percentiles), ``gates`` (what "agrees"

@@ -77,7 +77,7 @@ def cached_choice(
     return entry, chosen, entry_path(candidates, this_machine(), pinned_threads)
 
 
-def auto_files(asked: Any, path: Path, primary: str, zoo_dir: Any = None) -> dict[str, Path]:
+def auto_files(asked: Any, zoo_dir: Any = None, *, path: Path, primary: str) -> dict[str, Path]:
     """The files ``backend="auto"`` chooses among for the model ``asked`` (resolved to ``path``, whose mode is
     ``primary``): a zoo net named without a variant offers every variant here; anything else, its one file."""
     if is_zoo_spec(asked) and parse_zoo_spec(asked)[1] is None:
@@ -113,9 +113,11 @@ def choose_auto(
     provider: str,
     *,
     tune_now: bool | None = None,
-    pinned_threads: int | None = None,
+    threads: int | None = None,
 ) -> AutoChoice:
-    """What runs ``files[primary]`` (``files``: it and the variants it may be swapped for) under backend "auto"."""
+    """What runs ``files[primary]`` (``files``: it and the variants it may be swapped for) under backend "auto";
+    ``threads``: pinned by the caller (the tuning runs every configuration with them, and is cached apart)."""
+    pinned_threads = threads
     settled = settled_choice(files, primary, metadata, provider, pinned_threads)
     if settled is not None:
         return settled

@@ -102,7 +102,7 @@ def read_fingerprint(data: Any) -> Fingerprint | None:
             machine=str(data["machine"]),
             backends={str(k): str(v) for k, v in dict(data["backends"]).items()},
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         return None
     return fingerprint
 

@@ -1,9 +1,6 @@
-"""The device-side :class:`Predictor` over onnxruntime. Tier 0: numpy, onnxruntime and Pillow only.
-
-Everything the Predictor needs (classes, normalization, input layout and dtype, baked preprocessing)
-comes from the model's own metadata. Inputs are validated before onnxruntime sees them: onnxruntime
-itself accepts NaN, batch 0 and Python lists.
-"""
+"""The device-side :class:`Predictor`. Tier 0: numpy, onnxruntime and Pillow only. All it needs (classes,
+normalization, input layout and dtype, baked preprocessing) comes from the model's own metadata; inputs are
+validated before onnxruntime sees them (onnxruntime itself accepts NaN, batch 0 and Python lists)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import dataclasses
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +21,12 @@ from edgecnn.runtime.foreign import ForeignSpec, metadata_for
 from edgecnn.runtime.framing import FIT_MODES, default_fit
 from edgecnn.runtime.images import CHANNEL_ORDERS
 from edgecnn.runtime.preprocess import MAX_BATCH, to_graph_input, to_model_pixels
+from edgecnn.runtime.scores import ZEROS, Prediction, all_finite, checked_graph_input, softmax
 from edgecnn.runtime.session import create_session, physical_cores
 from edgecnn.runtime.threads import default_spinning, default_threads
 from edgecnn.runtime.zoo import ZOO_PREFIX, is_zoo_spec, resolve_zoo
 
-__all__ = ["Predictor", "Prediction", "softmax"]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    index: int
-    probability: float
-    top_k: tuple[tuple[str, float], ...]  # (label, probability), most probable first
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "index": self.index,
-            "probability": self.probability,
-            "top_k": [{"label": label, "probability": p} for label, p in self.top_k],
-        }
+__all__ = ["Predictor", "Prediction", "softmax"]  # Prediction and softmax: scores.py's, re-exported
 
 
 class Predictor:
@@ -60,9 +41,8 @@ class Predictor:
     without edgecnn metadata needs ``classes``, ``mean``, ``std`` (and ``layout`` "NCHW" or "NHWC");
     ``output="probabilities"`` when its graph ends in a softmax. ``model_path`` may name a zoo model,
     ``"zoo:NAME[:fp32|int8]"`` (see :meth:`from_zoo`).
-    ``backend``: "auto" (what ``edgecnn export/quantize --quantize auto`` measured fastest for this file and
-    recorded in it, when that backend is installed — else onnxruntime, with a :class:`BackendWarning`;
-    onnxruntime for a file without that record), "onnxruntime", or "openvino" (``device`` as OpenVINO names
+    ``backend``: "auto", the fastest correct configuration on this machine (docs/tuning.md; ``tune=False`` or
+    ``EDGECNN_TUNE=0``: no tuning now), or "onnxruntime", or "openvino" (``device`` as OpenVINO names
     it, default "CPU"; ``precision`` "f32" unless "bf16"/"f16" is asked for). ``.backend``, ``.device`` and
     ``.precision`` say what really runs (OpenVINO's read back from the compiled model)."""
 
@@ -88,9 +68,7 @@ class Predictor:
         zoo_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = resolve_zoo(model_path, zoo_dir) if is_zoo_spec(model_path) else Path(model_path)
-        backend = _checked_choice("backend", backend, BACKENDS)
-        if backend == "openvino" and provider == "cuda":
-            raise ConfigError("provider= is onnxruntime's; with backend='openvino' name OpenVINO's device= instead")
+        backend = _checked_backend(backend, provider)
         session, self.provider = create_session(
             self.path,
             "cpu" if backend == "openvino" else provider,
@@ -98,21 +76,21 @@ class Predictor:
             allow_fallback=allow_fallback,
             spinning=spinning,
         )
-        foreign = ForeignSpec(classes, mean, std, layout)
-        self.metadata = metadata_for(session, self.path, foreign)
+        self.metadata = metadata_for(session, self.path, foreign := ForeignSpec(classes, mean, std, layout))
         self.auto: AutoChoice | None = None  # backend "auto": the decision in force and where it came from
         if backend == "auto" and device is None and precision is None:
             session, backend, precision, threads = self._follow_auto(
                 session, (model_path, zoo_dir), threads, spinning, tune, foreign
             )
+        self._bind_options(fit, channel_order, output)
+        # OpenVINO's engine replaces the onnxruntime session, which has done its job: validating the file
+        self._engine = self._start_engine(session, backend, device, threads, precision)
+        self._bind_graph()
+
+    def _bind_options(self, fit: str | None, channel_order: str, output: str) -> None:
         self.fit = _checked_choice("fit", fit or default_fit(self.card.dataset), FIT_MODES)
         self.channel_order = _checked_choice("channel_order", channel_order, CHANNEL_ORDERS)
         self._probabilities = _checked_choice("output", output, ("logits", "probabilities")) == "probabilities"
-        # OpenVINO's engine replaces the onnxruntime session, which has done its job: validating the file
-        self._engine = self._start_engine(session, backend, device, threads, precision)
-        if self.auto is not None:
-            self._engine = dataclasses.replace(self._engine, origin=self.auto.origin)
-        self._bind_graph()
 
     def _follow_auto(
         self,
@@ -123,19 +101,14 @@ class Predictor:
         tune: bool | None,
         foreign: ForeignSpec,
     ) -> tuple[Any, str, str | None, int | None]:
-        """backend "auto": the decision in force on this machine (runtime/auto.py) — its file (a zoo net named
-        without a variant may swap to its other variant), backend, precision, threads and spinning (threads and
-        spinning the caller named win) — and the session re-opened where it differs from the one open."""
+        """backend "auto": the decision in force here (runtime/auto.py; threads and spinning named by the caller
+        win), and the session re-opened for its file, threads and spinning where they differ from the open one."""
         primary = str(self.metadata.quantization.get("mode", "none"))
-        files = auto_files(asked[0], self.path, primary, asked[1])
-        choice = self.auto = choose_auto(
-            files, primary, self.metadata, self.provider, tune_now=tune, pinned_threads=threads
-        )
-        opened = (threads or default_threads("onnxruntime") or physical_cores(), _spinning(spinning))
-        threads = threads or choice.threads
-        spinning = choice.spinning if spinning is None else spinning
-        wanted = (threads or opened[0], _spinning(spinning))
-        if choice.path != self.path or (choice.backend == "onnxruntime" and wanted != opened):
+        files = auto_files(*asked, path=self.path, primary=primary)
+        choice = self.auto = choose_auto(files, primary, self.metadata, self.provider, tune_now=tune, threads=threads)
+        opened = _effective(threads, spinning)
+        threads, spinning = threads or choice.threads, choice.spinning if spinning is None else spinning
+        if choice.path != self.path or (choice.backend == "onnxruntime" and _effective(threads, spinning) != opened):
             self.path = choice.path
             session, self.provider = create_session(self.path, self.provider, threads=threads, spinning=spinning)
             self.metadata = metadata_for(session, self.path, foreign)
@@ -144,14 +117,17 @@ class Predictor:
     def _start_engine(
         self, session: Any, backend: str, device: str | None, threads: int | None, precision: str | None
     ) -> Engine:
-        """The onnxruntime session that validated the file, or the file compiled by OpenVINO."""
+        """The onnxruntime session that validated the file, or the file compiled by OpenVINO; under backend "auto",
+        saying where the decision came from."""
         if backend == "openvino":
-            return openvino_engine(self.path, device=device or "CPU", threads=threads, precision=precision)
-        if device is not None or precision is not None:
+            engine = openvino_engine(self.path, device=device or "CPU", threads=threads, precision=precision)
+        elif device is not None or precision is not None:
             raise ConfigError(
                 "device= and precision= are OpenVINO's: onnxruntime runs the file's own precision on provider="
             )
-        return onnxruntime_engine(session, self.provider, self.metadata.quantization.get("mode"))
+        else:
+            engine = onnxruntime_engine(session, self.provider, self.metadata.quantization.get("mode"))
+        return engine if self.auto is None else dataclasses.replace(engine, origin=self.auto.origin)
 
     def _bind_graph(self) -> None:
         """What logits() needs at hand; metadata_for has already held the metadata to the graph."""
@@ -220,10 +196,10 @@ class Predictor:
             and 0 < len(x) <= MAX_BATCH
             and x.flags.c_contiguous
         ):
-            x = self._checked_graph_input(x)
+            x = checked_graph_input(x, self._dtype, self._shape)
         elif (  # all_finite(x), inlined: a function call is 1 % of a 40 µs model
             self._float_input
-            and not (x.size <= _ZEROS.size and math.isfinite(np.vdot(x, _ZEROS[: x.size])))
+            and not (x.size <= ZEROS.size and math.isfinite(np.vdot(x, ZEROS[: x.size])))
             and not np.isfinite(x).all()
         ):
             raise InputError("input contains NaN or infinite values")
@@ -302,59 +278,18 @@ class Predictor:
         if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or not 1 <= top_k <= len(self.classes):
             raise InputError(f"top_k must be between 1 and {len(self.classes)} (got {top_k})")
 
-    def _checked_graph_input(self, x: Any) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            try:
-                x = np.asarray(x, dtype=self._dtype)
-            except (ValueError, TypeError) as exc:
-                raise InputError(
-                    f"cannot read the input as a {np.dtype(self._dtype).name} array: {describe(exc)}"
-                ) from exc
-        if x.dtype != self._dtype:
-            raise InputError(
-                f"logits() takes {np.dtype(self._dtype).name} input for this model; got {x.dtype} "
-                "(use predict() for raw images)"
-            )
-        expected = ("N", *self._shape)
-        if x.ndim != len(expected) or tuple(x.shape[1:]) != self._shape:
-            raise InputError(f"expected input of shape {'×'.join(map(str, expected))}; got {tuple(x.shape)}")
-        if x.shape[0] == 0:
-            raise InputError("got an empty batch: pass at least one image")
-        if x.shape[0] > MAX_BATCH:
-            raise InputError(f"batch of {x.shape[0]} exceeds the limit of {MAX_BATCH}")
-        if x.dtype == np.float32 and not np.isfinite(x).all():
-            raise InputError("input contains NaN or infinite values")
-        return np.ascontiguousarray(x)
+
+def _effective(threads: int | None, spinning: bool | None) -> tuple[int, bool]:
+    """The threads and spinning an onnxruntime session really gets for these arguments (the policy's for None)."""
+    spin = default_spinning() if spinning is None else spinning
+    return threads or default_threads("onnxruntime") or physical_cores(), spin
 
 
-_ZEROS = np.zeros(1 << 16, np.float32)  # read-only: shared by every thread
-_ZEROS.flags.writeable = False
-_FLOAT32 = np.dtype(np.float32)
-
-
-def all_finite(a: np.ndarray) -> bool:
-    """Whether a float array holds no NaN or infinity, cheaply for the small float32 arrays of a batch-1 call
-    (np.isfinite(a).all() costs ~1.5 µs, 3 % of a 50 µs model; BENCHMARKS.md, "Runtime"):
-    - up to 64 values (a row of scores): their sum in Python floats, NaN or infinite exactly when one of them
-      is — a float64 sum of float32 values cannot overflow;
-    - up to 65,536 (an image): the dot product with zeros, NaN exactly when some element is NaN or infinite
-      (0·inf and 0·NaN are NaN, 0·finite is 0), one BLAS call and no temporary."""
-    if a.dtype == _FLOAT32:
-        if a.size <= 64:
-            return math.isfinite(sum(a.ravel().tolist()))
-        if a.size <= _ZEROS.size and a.flags.c_contiguous:
-            return math.isfinite(np.vdot(a, _ZEROS[: a.size]))
-    return bool(np.isfinite(a).all())
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Each row's class probabilities from its logits (what :meth:`Predictor.predict_proba` returns)."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _spinning(spinning: bool | None) -> bool:
-    return default_spinning() if spinning is None else spinning
+def _checked_backend(backend: str, provider: str) -> str:
+    backend = _checked_choice("backend", backend, BACKENDS)
+    if backend == "openvino" and provider == "cuda":
+        raise ConfigError("provider= is onnxruntime's; with backend='openvino' name OpenVINO's device= instead")
+    return backend
 
 
 def _checked_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -159,14 +159,11 @@ def _parse(data: Any) -> TunedChoice | None:
     valid = (
         machine is not None
         and all(isinstance(t, str) and t for t in texts)
+        and Path(texts[0]).name == texts[0]  # a file's name, never a path
+        and _valid_runtime(backend, hint, threads, spinning, pinned)
         and isinstance(candidates, Mapping)
         and bool(candidates)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in candidates.items())
-        and (pinned is None or (type(pinned) is int and pinned >= 1))
-        and (backend, hint) in {("onnxruntime", None), *(("openvino", h) for h in OPENVINO_PRECISIONS)}
-        and type(threads) is int
-        and 1 <= threads <= 1024
-        and type(spinning) is bool
         and isinstance(decision, Mapping)
         and (budget is None or isinstance(budget, (int, float)))
     )
@@ -187,4 +184,17 @@ def _parse(data: Any) -> TunedChoice | None:
         probe=str(data.get("probe", "")),
         budget_s=budget,
         elapsed_s=float(data.get("elapsed_s", 0.0)) if isinstance(data.get("elapsed_s"), (int, float)) else 0.0,
+    )
+
+
+def _valid_runtime(backend: Any, hint: Any, threads: Any, spinning: Any, pinned: Any) -> bool:
+    """A backend and hint this edgecnn runs, a whole thread count, a true/false spinning."""
+    return (
+        isinstance(backend, str)
+        and isinstance(hint, (str, type(None)))
+        and (backend, hint) in {("onnxruntime", None), *(("openvino", h) for h in OPENVINO_PRECISIONS)}
+        and type(threads) is int
+        and 1 <= threads <= 1024
+        and type(spinning) is bool
+        and (pinned is None or (type(pinned) is int and pinned >= 1))
     )

@@ -22,6 +22,7 @@ of the budget kept for timing; what did not fit is listed in :attr:`Tuning.left_
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.config import BATCH_SIZE_HINT, MAX_ACCURACY_DROP
 from edgecnn.errors import ModelFileError, ProviderError
 from edgecnn.runtime.backends import onnxruntime_engine, openvino_engine, require_openvino
 from edgecnn.runtime.candidates import openvino_options
@@ -95,9 +97,9 @@ def tune(
     files: Mapping[str, Path],
     primary: str,
     *,
-    batch_size_hint: int = 32,
+    batch_size_hint: int = BATCH_SIZE_HINT,
     budget: float | None = None,
-    max_accuracy_drop: float = 0.3,
+    max_accuracy_drop: float = MAX_ACCURACY_DROP,
     backends: Sequence[str] | None = None,
     threads: int | None = None,
     metadata: ModelMetadata | None = None,
@@ -109,28 +111,16 @@ def tune(
     caller's description of it); else read from the file."""
     start = clock()
     search = _Search(start, budget, clock, batch_size_hint)
-    ort_threads, ov_threads = threads or _policy_threads("onnxruntime"), threads or _policy_threads("openvino")
-    ladder = (threads,) if threads else thread_ladder(physical_cores())
+    ort_threads = threads or _policy_threads("onnxruntime")
     anchor = open_session(files[primary], threads=ort_threads, spinning=default_spinning())
     probe = probe_for(metadata or read_metadata(anchor, source=str(files[primary])))
     if probe.labels is None:  # siblings differ in precision: without labels they cannot be judged
         files = {primary: files[primary]}
     reference = "none" if probe.labels is not None and "none" in files else primary
-
-    def gates(precision: str) -> Gates:
-        return gates_for_precision(precision, max_accuracy_drop) if probe.labels is not None else EXACT
-
+    gates = functools.partial(_gates, max_accuracy_drop if probe.labels is not None else None)
     for mode, path in files.items():  # the onnxruntime configurations at the thread policy: always
-        session = anchor if mode == primary else None
-        search.admit(_ort(mode, path, ort_threads, default_spinning(), gates, session), probe)
-    options = [(m, h) for m in files for h in openvino_options(m)] if _has_openvino(backends) else []
-    for mode, hint in sorted(options, key=lambda option: option[1] != "f32"):  # the files' own precision first
-        name = f"{mode}@openvino" + ("" if hint == "f32" else f":{hint}")
-        search.consider(name, mode, probe, lambda m=mode, h=hint: _ov(m, files[m], h, ov_threads, gates))
-    for base in search.passing(reference):  # fastest first: the budget goes to the promising ones
-        for count, spinning in _variants(base, ladder):
-            name = f"{base.name} t{count}" + ("" if spinning or count == 1 else " no-spin")
-            search.consider(name, base.name, probe, lambda b=base, t=count, s=spinning: _variant(b, t, s, gates))
+        search.admit(_ort(mode, path, ort_threads, gates, anchor if mode == primary else None), probe)
+    _open_the_rest(search, files, probe, reference, gates, threads, backends)
     latency = search.time(search.passing(reference), probe)
     unmeasured = {"1": math.nan, str(batch_size_hint): math.nan}  # failed its gates on the probe: not timed
     rows = [
@@ -139,6 +129,34 @@ def tune(
     ]
     decision = decide(rows, batch_size_hint=batch_size_hint, max_accuracy_drop=max_accuracy_drop, reference=reference)
     return Tuning(decision, dict(files), probe.source, budget, clock() - start, tuple(search.left_out))
+
+
+def _open_the_rest(
+    search: _Search,
+    files: Mapping[str, Path],
+    probe: Probe,
+    reference: str,
+    gates: Callable[[str], Gates],
+    threads: int | None,
+    backends: Sequence[str] | None,
+) -> None:
+    """OpenVINO's configurations (the files' own precision first), then the thread variants of every one that
+    passes (fastest first): each only while the budget allows."""
+    ov_threads = threads or _policy_threads("openvino")
+    options = [(m, h) for m in files for h in openvino_options(m)] if _has_openvino(backends) else []
+    for mode, hint in sorted(options, key=lambda option: option[1] != "f32"):
+        name = f"{mode}@openvino" + ("" if hint == "f32" else f":{hint}")
+        search.consider(name, mode, probe, lambda m=mode, h=hint: _ov(m, files[m], h, ov_threads, gates))
+    ladder = (threads,) if threads else thread_ladder(physical_cores())
+    for base in search.passing(reference):
+        for count, spinning in _variants(base, ladder):
+            name = f"{base.name} t{count}" + ("" if spinning or count == 1 else " no-spin")
+            search.consider(name, base.name, probe, lambda b=base, t=count, s=spinning: _variant(b, t, s, gates))
+
+
+def _gates(max_accuracy_drop: float | None, precision: str) -> Gates:
+    """auto's gates for ``precision``; without labelled images (``max_accuracy_drop`` None) the exact ones."""
+    return EXACT if max_accuracy_drop is None else gates_for_precision(precision, max_accuracy_drop)
 
 
 class _Search:
@@ -246,9 +264,8 @@ def _has_openvino(backends: Sequence[str] | None) -> bool:
     return True
 
 
-def _ort(
-    mode: str, path: Path, threads: int, spinning: bool, gates: Callable[[str], Gates], session: Any = None
-) -> Contender:
+def _ort(mode: str, path: Path, threads: int, gates: Callable[[str], Gates], session: Any = None) -> Contender:
+    spinning = default_spinning()
     session = session or open_session(path, threads=threads, spinning=spinning)
     engine = onnxruntime_engine(session, "cpu", mode)
     return Contender(mode, mode, path, engine, gates(engine.precision), threads=threads, spinning=spinning)

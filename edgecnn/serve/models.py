@@ -24,8 +24,9 @@ from PIL import Image
 from edgecnn.config import ServeConfig
 from edgecnn.errors import ConfigError, ImageError, describe
 from edgecnn.runtime.images import PIL_ERRORS, checked_image
-from edgecnn.runtime.predictor import Prediction, Predictor, softmax
+from edgecnn.runtime.predictor import Predictor
 from edgecnn.runtime.preprocess import to_graph_input
+from edgecnn.runtime.scores import Prediction, softmax
 from edgecnn.runtime.zoo import is_zoo_spec, parse_zoo_spec
 from edgecnn.serve.batching import Batcher
 from edgecnn.serve.protocol import ProtocolError

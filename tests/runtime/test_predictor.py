@@ -19,8 +19,8 @@ from edgecnn.config import ExportConfig
 from edgecnn.errors import EdgeCNNError, ImageError, InputError, ModelFileError, ProviderError
 from edgecnn.export.from_checkpoint import export_checkpoint
 from edgecnn.runtime import Predictor, ProviderWarning
-from edgecnn.runtime.predictor import all_finite
 from edgecnn.runtime.preprocess import load_image, normalize
+from edgecnn.runtime.scores import all_finite
 from edgecnn.training.checkpoint import load_checkpoint
 
 QUICK = dict(parity_samples=500, latency_iters=3)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgecnn.runtime import Predictor
 from edgecnn.runtime import auto as auto_module
@@ -255,3 +257,71 @@ def test_tune_refuses_bad_options_in_one_line(tmp_path):
     assert result.returncode == 1 and "budget must be" in result.stderr and "Traceback" not in result.stderr
     missing = run_cli("tune", str(tmp_path / "nope.onnx"), env={"EDGECNN_CACHE": str(tmp_path)})
     assert missing.returncode == 1 and "no model file" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: "{not json",
+        lambda data: json.dumps({**data, "schema": 99}),
+        lambda data: json.dumps({**data, "threads": "two"}),
+        lambda data: json.dumps({**data, "backend": "tensorrt"}),
+        lambda data: json.dumps({**data, "file": "../../etc/passwd"}),
+        lambda data: json.dumps({**data, "machine": {**data["machine"], "cpu": "another CPU"}}),
+        lambda data: json.dumps({**data, "file_sha256": "0" * 64}),
+    ],
+    ids=["broken-json", "schema", "threads-type", "unknown-backend", "path-in-name", "other-machine", "other-file"],
+)
+def test_a_damaged_or_foreign_entry_is_no_entry_and_is_replaced(cache, count_tunings, damage):
+    Predictor.from_zoo(NET)
+    [entry] = _entries(cache)
+    good = json.loads(entry.read_text())
+    entry.write_text(damage(good))
+    again = Predictor.from_zoo(NET)
+    assert len(count_tunings) == 2 and again.engine.origin.startswith("tuned now")
+    assert json.loads(entry.read_text())["schema"] == good["schema"], "the tuning rewrote the entry whole"
+
+
+def test_info_shows_the_decision_in_force_without_tuning(tmp_path):
+    env = {"EDGECNN_CACHE": str(tmp_path / "cache"), "EDGECNN_TUNE": "1"}
+    before = json.loads(run_cli("info", f"zoo:{NET}", "--json", env=env, block_torch=True).stdout)["auto_here"]
+    assert before["decided"] is False and "not decided on this machine yet" in before["origin"]
+    assert not (tmp_path / "cache").exists(), "info never tunes"
+    assert run_cli("tune", f"zoo:{NET}", "--budget", "1", env=env).returncode == 0
+    after = run_cli("info", f"zoo:{NET}", env=env, block_torch=True)
+    line = next(line for line in after.stdout.splitlines() if line.startswith("auto here"))
+    assert "tuned on this machine" in line and str(tmp_path / "cache") in line
+
+
+@settings(max_examples=300)
+@given(
+    data=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+        max_leaves=30,
+    ),
+    keys=st.lists(st.sampled_from(["schema", "backend", "hint", "threads", "machine", "candidates"]), max_size=6),
+)
+def test_any_json_in_an_entry_is_read_as_no_entry_or_a_valid_one(data, keys):
+    """Whatever JSON an entry holds (a real entry's fields overwritten with anything), reading it never raises."""
+    from edgecnn.runtime.tune_cache import _parse
+
+    real = {
+        "schema": 1,
+        "candidates": {"static": "a" * 64},
+        "pinned_threads": None,
+        "file": "m.onnx",
+        "file_sha256": "a" * 64,
+        "backend": "onnxruntime",
+        "hint": None,
+        "precision": "int8",
+        "threads": 2,
+        "spinning": True,
+        "machine": this_machine().to_dict(),
+    }
+    assert _parse(real) is not None
+    for key in keys:
+        real[key] = data
+    parsed = _parse(real)
+    assert parsed is None or (isinstance(parsed.threads, int) and parsed.backend in ("onnxruntime", "openvino"))
+    assert _parse(data) is None or isinstance(data, dict)

@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.images import load_image
-from edgecnn.runtime.predictor import softmax
+from edgecnn.runtime.scores import softmax
 
 BODY_LIMIT, MAX_IMAGES = 200_000, 8
 
