@@ -65,9 +65,10 @@ def recorded_engine(path: Path, threads: int) -> tuple[str, Any]:
     meta = read_metadata(open_session(path), source=str(path))
     backend, hint = recorded_backend(path, meta.quantization, "cpu")
     if backend == "openvino":
-        return f"openvino {hint or 'f32'}", openvino_engine(path, precision=hint, threads=threads)
-    mode = meta.quantization.get("mode")
-    return "onnxruntime", onnxruntime_engine(open_session(path, threads=threads), "cpu", mode)
+        engine = openvino_engine(path, precision=hint, threads=threads)
+    else:
+        engine = onnxruntime_engine(open_session(path, threads=threads), "cpu", meta.quantization.get("mode"))
+    return f"{engine.backend} {engine.precision}", engine
 
 
 def compare(net: str, threads: int) -> dict[str, Any]:

@@ -68,8 +68,8 @@ def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | Non
     """An onnxruntime session as an engine; it runs the file as it is, so its precision is the file's."""
     outputs, name = [session.get_outputs()[0].name], session.get_inputs()[0].name
     # On the CPU, the compiled session's own run: InferenceSession.run first checks, in Python, that the feed
-    # names every input and holds no foreign OrtValue (~2 µs a call, BENCHMARKS.md "Runtime"); our one input is
-    # always fed, a numpy array. On CUDA the public run, whose EP-failure fallback we must not bypass.
+    # names every input and holds no foreign OrtValue (~2 µs a call, BENCHMARKS.md "Tuning on the device"); our
+    # one input is always fed, a numpy array. On CUDA the public run, whose EP-failure fallback we must keep.
     compiled = getattr(session, "_sess", None) if provider == "cpu" else None
     if compiled is not None and callable(getattr(compiled, "run", None)):
 

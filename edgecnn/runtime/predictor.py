@@ -187,8 +187,8 @@ class Predictor:
         """The fast path: input already in the graph's form — float32 N×C×H×W normalised (N×H×W×C for a
         channels-last graph), or uint8 N×H×W(×C) for a model with baked preprocessing."""
         # The common case costs a few attribute checks and two finiteness passes (the goal: ≤ 5 % over a bare
-        # session.run on a 50 µs model, BENCHMARKS.md "Runtime"); anything unusual takes the slow path that
-        # explains itself.
+        # session.run on a 50 µs model, BENCHMARKS.md "Tuning on the device"); anything unusual takes the slow
+        # path that explains itself.
         if not (
             type(x) is np.ndarray
             and x.dtype == self._input_dtype  # a dtype object: comparing with np.float32, a type, costs ~0.3 µs

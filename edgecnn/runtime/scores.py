@@ -39,7 +39,7 @@ _FLOAT32 = np.dtype(np.float32)
 
 def all_finite(a: np.ndarray) -> bool:
     """Whether a float array holds no NaN or infinity, cheaply for the small float32 arrays of a batch-1 call
-    (np.isfinite(a).all() costs ~1.5 µs, 3 % of a 50 µs model; BENCHMARKS.md, "Runtime"):
+    (np.isfinite(a).all() costs ~1.5 µs, 3 % of a 50 µs model; BENCHMARKS.md, "Tuning on the device"):
     - up to 64 values (a row of scores): their sum in Python floats, NaN or infinite exactly when one of them
       is — a float64 sum of float32 values cannot overflow;
     - up to 65,536 (an image): the dot product with zeros, NaN exactly when some element is NaN or infinite
