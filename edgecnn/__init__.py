@@ -26,6 +26,7 @@ from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all_
     ParityError,
     ProviderError,
     TrainingError,
+    WriteError,
     describe,
 )
 

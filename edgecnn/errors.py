@@ -7,6 +7,7 @@
     │   └── ArchError            unknown or misused architecture name (the message lists valid names)
     ├── DataError                a dataset is missing, unreadable or malformed          (.path)
     ├── ModelFileError           a checkpoint or model file is missing, corrupt or not ours (.path)
+    ├── WriteError               an artifact cannot be written (disk full, permission); the old file is kept (.path)
     ├── DeviceError              a requested torch device (e.g. cuda) is not available
     ├── TrainingError            training diverged (a NaN or infinite loss); the last good epoch is kept
     ├── ExportError              torch → ONNX conversion or its checks failed
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "ModelFileError",
+    "WriteError",
     "DeviceError",
     "TrainingError",
     "ExportError",
@@ -95,6 +97,11 @@ class DataWarning(UserWarning):
 
 class ModelFileError(_PathError):
     """A checkpoint or model file is missing, corrupt, or not an edgecnn artifact."""
+
+
+class WriteError(_PathError):
+    """An artifact (or a temporary file on the way to it) cannot be written: the disk is full, the folder or
+    the file is not writable. Nothing half-written is left, and the file it would have replaced is kept."""
 
 
 class DeviceError(EdgeCNNError):

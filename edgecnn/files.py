@@ -5,6 +5,7 @@ by the next run (temporary names carry the writer's pid, so only a dead writer's
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ConfigError, describe
+from edgecnn.errors import ConfigError, WriteError, describe
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -114,19 +115,59 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
     The temporary file is ``.NAME.edgecnn-PID-RANDOM.tmp``: a run killed mid-write (SIGKILL runs no
-    cleanup) leaves one behind, and the next write of the same target removes it once PID is gone."""
+    cleanup) leaves one behind, and the next write of the same target removes it once PID is gone. A write
+    that fails (a full disk, a file or folder that refuses it) is a :class:`WriteError` naming ``path``; the
+    file it would have replaced is untouched, and neither the temporary file nor a folder made for it stays."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, **_temp_name(target))
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
+    made = _absent_folders(target.parent)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, **_temp_name(target))
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
         yield Path(tmp)
         os.replace(tmp, target)
+        made = []
+    except OSError as exc:
+        if not _written_here(exc, target, tmp):  # a read of another file inside the block: not ours to name
+            raise
+        kept = "the previous file is kept" if target.exists() else "nothing was written"
+        raise WriteError(f"cannot write {target}: {_why(exc)}; {kept}", path=target) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
+        for folder in made:  # deepest first, and only while still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _absent_folders(folder: Path) -> list[Path]:
+    """The folders ``mkdir -p folder`` would create, deepest first."""
+    missing = []
+    for level in (folder, *folder.parents):
+        if os.path.lexists(level):
+            break
+        missing.append(level)
+    return missing
+
+
+def _written_here(exc: OSError, target: Path, tmp: str | None) -> bool:
+    """Whether a failure is this write's: no file named (a write() or close() on the open file), or the
+    temporary file, the target, or one of the target's folders named (shutil's copies name source and copy)."""
+    if exc.filename is None:
+        return True
+    named = [os.fspath(name) for name in (exc.filename, exc.filename2) if name is not None]  # copies name both
+    return any(name in (tmp, os.fspath(target)) or Path(name) in target.parents for name in named)
+
+
+def _why(exc: OSError) -> str:
+    why = exc.strerror or describe(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{why} (free some space, or write elsewhere)"
+    return why
 
 
 def _temp_name(target: Path) -> dict[str, str]:
@@ -146,10 +187,23 @@ def _remove_stale_temp_files(target: Path) -> None:
 @contextlib.contextmanager
 def work_dir(job: str) -> Iterator[Path]:
     """A private temporary folder ``edgecnn-JOB-PID-RANDOM`` for one export or quantize run, removed on
-    success, error and Ctrl-C; dead runs' folders (left by SIGKILL) are removed first."""
+    success, error and Ctrl-C; dead runs' folders (left by SIGKILL) are removed first. A file that cannot be
+    written in it (the temp folder's disk is full) is a :class:`WriteError` naming the folder."""
     remove_stale_work_dirs()
-    with tempfile.TemporaryDirectory(prefix=f"edgecnn-{job}-{os.getpid()}-") as tmp:
+    root = tempfile.gettempdir()
+    try:
+        tmp = tempfile.mkdtemp(prefix=f"edgecnn-{job}-{os.getpid()}-")
+    except OSError as exc:
+        raise WriteError(f"cannot create a temporary folder in {root}: {_why(exc)}", path=root) from exc
+    try:
         yield Path(tmp)
+    except OSError as exc:
+        if exc.filename is not None and not os.fspath(exc.filename).startswith(tmp):
+            raise
+        where = f"point TMPDIR at a folder with room (now {root})"
+        raise WriteError(f"cannot write temporary files in {tmp}: {_why(exc)}; {where}", path=tmp) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale_work_dirs(root: str | os.PathLike[str] | None = None) -> list[Path]:

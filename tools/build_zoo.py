@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zoo_recipes import RECIPES, ZOO  # noqa: E402
 
+from edgecnn.errors import EdgeCNNError, describe  # noqa: E402
 from edgecnn.files import CHECKPOINT_NAME, METRICS_NAME  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time (default 2)")
     args = parser.parse_args(argv)
+    try:
+        return build(args)
+    except EdgeCNNError as exc:  # a full disk or an unwritable models/ folder: one line, as edgecnn says it
+        print(f"build_zoo: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a run's train.log, or a folder, that cannot be made or written
+        print(f"build_zoo: error: {exc.filename or 'a file'}: {exc.strerror or describe(exc)}", file=sys.stderr)
+    return 1
+
+
+def build(args: argparse.Namespace) -> int:
     names = args.only or list(ZOO)
     if args.stage in ("train", "all") and not train_all(names, args.runs, args.jobs):
         return 1

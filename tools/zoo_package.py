@@ -58,8 +58,7 @@ def remeasure_latency(names: list[str], models: Path) -> None:
 def package_net(name: str, runs: Path, models: Path, started: float) -> dict[str, Any]:
     run = runs / name / "edgecnn"
     saved = load_checkpoint(run / CHECKPOINT_NAME)
-    out = models / name
-    out.mkdir(parents=True, exist_ok=True)
+    out = models / name  # made by the first write (atomic_path), and removed again if that write fails
     files = {"fp32": out / f"{name}.fp32.onnx", "int8": out / f"{name}.int8.onnx"}
     export_checkpoint(run / CHECKPOINT_NAME, files["fp32"], ExportConfig())
     int8_note = _export_int8(run / CHECKPOINT_NAME, files["int8"])
@@ -69,8 +68,8 @@ def package_net(name: str, runs: Path, models: Path, started: float) -> dict[str
         (CONFUSION_NAME, "confusion.png"),
         (METRICS_NAME, METRICS_NAME),
     ):
-        shutil.copyfile(run / source, out / target)
-    shutil.copyfile(runs / name / "tutorial" / METRICS_NAME, out / "tutorial.metrics.json")
+        _copy(run / source, out / target)
+    _copy(runs / name / "tutorial" / METRICS_NAME, out / "tutorial.metrics.json")
     card = {
         "name": name,
         "net": _describe_net(name, saved),
@@ -101,8 +100,13 @@ def _export_int8(checkpoint: Path, path: Path) -> dict[str, Any]:
     return {"mode": report.mode, "chosen_by": f"static, because auto kept {kept}", "auto": decision}
 
 
+def _copy(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:  # a full disk leaves the zoo's previous file, never half a new one
+        shutil.copyfile(source, tmp)
+
+
 def _save_safetensors(saved, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     header = {
         "format": "pt",
@@ -112,7 +116,7 @@ def _save_safetensors(saved, path: Path) -> None:
     }
     weights = {k: v.contiguous() for k, v in saved.model_state.items()}
     with atomic_path(path) as tmp:
-        save_file(weights, str(tmp), metadata=header)
+        tmp.write_bytes(save(weights, metadata=header))  # our write: a full disk is a WriteError, not a SafetensorError
 
 
 def _describe_net(name: str, saved) -> dict[str, Any]:

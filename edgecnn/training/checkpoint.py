@@ -191,8 +191,8 @@ def load_weights(module: nn.Module | torch.optim.Optimizer, state: Any, *, what:
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint.to_dict(), tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(checkpoint.to_dict(), stream)  # to a file object, a failed write is an OSError, not a RuntimeError
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
