@@ -232,7 +232,13 @@ class ServeConfig:
     max_body_bytes: int = 16 << 20  # a request body (after decompression): 4096 images of 28×28 FP32 are 12.8 MB
     max_images: int = 256  # images per request: larger batches are the client's to split
     max_pixels: int = 24_000_000  # per uploaded image, from its header before decoding (a 24-megapixel photo)
-    drain_seconds: float = 30.0  # SIGTERM: how long requests in flight get to finish before the rest are cut
+    max_header_bytes: int = 16 << 10  # a request's head (request line + headers): 431 beyond, before it is held;
+    #   h11's and Node's default, room for a long bearer token
+    max_headers: int = 100  # header lines per request (Apache's LimitRequestFields): 431 beyond
+    max_url_bytes: int = 8 << 10  # the request target, query included (Apache's LimitRequestLine): 414 beyond
+    call_timeout: float = 30.0  # one model call (a batch): 504 beyond, the call stopped; these nets take milliseconds
+    drain_timeout: float = 30.0  # SIGTERM/SIGINT/SIGHUP: how long requests in flight get to finish; past it the rest
+    #   are cut, stuck model calls abandoned, and the exit status is 1
     access_log: str = "-"  # one JSON line per request: "-" stderr, a file path, or "off"
     max_requests: int | None = None  # stop (draining) after this many requests: tests and load tests
     stop_after: float | None = None  # stop (draining) after this many seconds: tests and load tests

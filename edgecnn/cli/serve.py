@@ -29,7 +29,12 @@ SERVE_HELP = {
     "max_body_bytes": "Largest request body, after decompression (413 beyond).",
     "max_images": "Most images in one request (413 beyond).",
     "max_pixels": "Most pixels in one uploaded image, read from its header before decoding.",
-    "drain_seconds": "On SIGTERM, how long requests in flight get to finish.",
+    "max_header_bytes": "Largest request head, request line and headers (431 beyond, before it is held).",
+    "max_headers": "Most header lines in one request (431 beyond).",
+    "max_url_bytes": "Longest request target, query included (414 beyond).",
+    "call_timeout": "Longest one model call may run: stopped beyond, its requests answered 504.",
+    "drain_timeout": "On SIGTERM, SIGINT or SIGHUP, how long requests taken get to be answered "
+    "(then the rest are cut and the exit status is 1).",
     "access_log": "One JSON line per request: '-' for stderr, a file path, or 'off'.",
     "max_requests": "Stop (draining) after this many requests.",
     "stop_after": "Stop (draining) after this many seconds.",
@@ -40,11 +45,14 @@ SERVE_HELP = {
 @click.argument("models", nargs=-1, required=True)
 @config_options(ServeConfig, help=SERVE_HELP, choices={"provider": PROVIDERS, "backend": BACKENDS})
 @zoo_dir_option
-def serve(models: tuple[str, ...], zoo_dir: str | None, **options: Any) -> None:
+@click.option("--drain-seconds", type=float, hidden=True, help="The former name of --drain-timeout.")
+def serve(models: tuple[str, ...], zoo_dir: str | None, drain_seconds: float | None, **options: Any) -> None:
     """Serve MODELS (files, zoo:NAME, or NAME=either) over HTTP with the Open Inference Protocol (KServe v2):
     /v2/models/NAME/infer for tritonclient, KServe's SDK or curl, /v2/models/NAME/classify for image files,
     /metrics for Prometheus. Requests are batched dynamically; SIGTERM drains them and exits 0."""
     require("serve", "edgecnn serve")
+    if drain_seconds is not None:  # the former name, still taken
+        options["drain_timeout"] = drain_seconds
     config = config_from_options(ServeConfig, options)
     from edgecnn.serve.metrics import Metrics
     from edgecnn.serve.models import load_models

@@ -19,11 +19,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -31,7 +32,7 @@ from edgecnn import __version__
 from edgecnn.config import ServeConfig
 from edgecnn.errors import ConfigError, EdgeCNNError, InputError
 from edgecnn.serve.bodies import classify_options, header_length, read_body, read_uploads
-from edgecnn.serve.gate import LOG_NOTE, Gate
+from edgecnn.serve.gate import FAULT, LOG_NOTE, Gate, error_body
 from edgecnn.serve.metrics import CONTENT_TYPE_LATEST, Metrics
 from edgecnn.serve.models import MODEL_VERSION, OUTPUTS, ServedModel
 from edgecnn.serve.protocol import ProtocolError, decode_infer_request, encode_infer_response
@@ -45,6 +46,14 @@ _OFF_LOOP_BYTES = 1 << 16  # bodies larger than this are parsed in a worker thre
 # decoder thread, so a photo never holds the loop.
 INLINE_PIXELS = 256 * 256
 Handler = Callable[[Request], Awaitable[Response]]
+DISCONNECTED = 499  # nginx's status for a client that closed the connection before its answer: logged, never sent
+
+
+class _JSON(JSONResponse):
+    """JSON in ASCII: a client's text echoed back (a file name, an id) may hold what UTF-8 cannot encode."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
 
 
 class _Service:
@@ -57,16 +66,16 @@ class _Service:
         self.decoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgecnn-decode")
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         for model in self.models.values():
             model.batcher.start()
         self.ready = True
         try:
             yield
-        finally:  # uvicorn has drained the connections: answer anything still queued, then stop
+        finally:  # the connections are drained: answer anything still queued (until the drain's deadline), then stop
             self.ready = False
             for model in self.models.values():
-                await model.batcher.stop()
+                await model.batcher.stop(app.state.gate.deadline)
             self.decoder.shutdown()
 
     def model(self, request: Request) -> ServedModel:
@@ -78,34 +87,32 @@ class _Service:
         return self.models[name]
 
     async def live(self, _request: Request) -> Response:
-        return JSONResponse({"live": True})
+        return _JSON({"live": True})
 
     async def health_ready(self, _request: Request) -> Response:
-        return JSONResponse({"ready": self.ready}, status_code=200 if self.ready else 503)
+        return _JSON({"ready": self.ready}, status_code=200 if self.ready else 503)
 
     async def server_metadata(self, _request: Request) -> Response:
-        return JSONResponse({"name": "edgecnn", "version": __version__, "extensions": EXTENSIONS})
+        return _JSON({"name": "edgecnn", "version": __version__, "extensions": EXTENSIONS})
 
     async def repository_index(self, _request: Request) -> Response:
         state = "READY" if self.ready else "UNAVAILABLE"
-        return JSONResponse([{"name": name, "version": MODEL_VERSION, "state": state} for name in self.models])
+        return _JSON([{"name": name, "version": MODEL_VERSION, "state": state} for name in self.models])
 
     async def model_metadata(self, request: Request) -> Response:
-        return JSONResponse(self.model(request).metadata())
+        return _JSON(self.model(request).metadata())
 
     async def model_ready(self, request: Request) -> Response:
         self.model(request)
-        return JSONResponse({"name": request.path_params["name"], "ready": self.ready}, 200 if self.ready else 503)
+        return _JSON({"name": request.path_params["name"], "ready": self.ready}, 200 if self.ready else 503)
 
     async def infer(self, request: Request) -> Response:
         model = self.model(request)
         with model.batcher.arriving():
             body = await self._body(request)
             length = header_length(request)
-            if len(body) > _OFF_LOOP_BYTES:
-                parsed = await asyncio.to_thread(decode_infer_request, body, length)
-            else:
-                parsed = decode_infer_request(body, length)
+            decode = functools.partial(decode_infer_request, body, length, max_elements=model.max_elements)
+            parsed = await asyncio.to_thread(decode) if len(body) > _OFF_LOOP_BYTES else decode()
             x = model.graph_input(parsed.inputs)
         names = [output.name for output in parsed.outputs] or list(OUTPUTS)
         outputs = await model.infer(x, names)
@@ -132,7 +139,7 @@ class _Service:
             else:
                 x = await asyncio.get_running_loop().run_in_executor(self.decoder, prepare)
         predictions = await model.classify(x, options["top_k"])
-        return JSONResponse(
+        return _JSON(
             {
                 "model_name": model.name,
                 "model_version": MODEL_VERSION,
@@ -160,7 +167,10 @@ def _answering_errors(handler: Handler) -> Handler:
             message = str(exc) if status != 500 else f"the model failed on this request: {exc}"
             request.scope[LOG_NOTE]["error"] = message
             headers = {"Retry-After": "1"} if status == 503 else None
-            return JSONResponse({"error": message}, status_code=status, headers=headers)
+            return _JSON({"error": message}, status_code=status, headers=headers)
+        except ClientDisconnect:  # nothing to answer: the access log's line says it
+            request.scope[LOG_NOTE]["error"] = "the client disconnected before its request was read"
+            return Response(status_code=DISCONNECTED)
 
     return answer
 
@@ -173,11 +183,14 @@ def _status(exc: EdgeCNNError) -> int:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 (no such route) and 405 (wrong method), in the protocol's error form."""
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    """Starlette's own 404 (no such route) and 405 (wrong method), in the protocol's error form; anything else
+    is a fault of the server's (the Gate logs it in one line)."""
+    if not isinstance(exc, HTTPException):
+        return Response(error_body(FAULT), 500, media_type="application/json")
+    status = exc.status_code
     message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
     request.scope[LOG_NOTE]["error"] = text = message.get(status, str(exc))
-    return JSONResponse({"error": text}, status_code=status)
+    return _JSON({"error": text}, status_code=status)
 
 
 def create_app(models: Sequence[ServedModel], config: ServeConfig, *, metrics: Metrics, token: str | None) -> Gate:
@@ -198,6 +211,8 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig, *, metrics: M
         routes += [
             Route(base + tail, _answering_errors(handler), methods=["POST"]) for tail, handler in post_routes.items()
         ]
-    app = Starlette(routes=routes, lifespan=service.lifespan, exception_handlers={HTTPException: _http_error})
+    handlers = {HTTPException: _http_error, Exception: _http_error}
+    app = Starlette(routes=routes, lifespan=service.lifespan, exception_handlers=handlers)
     app.state.metrics = metrics
-    return Gate(app, metrics=metrics, models=service.models, token=token)
+    app.state.gate = gate = Gate(app, metrics=metrics, models=service.models, token=token)
+    return gate

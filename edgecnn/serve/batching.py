@@ -11,7 +11,8 @@ The queue is bounded in images: a request that would take it past ``max_queue`` 
 call (under INLINE_BELOW) runs on the event loop; a longer one in a worker thread, so the loop keeps accepting
 and answering while it computes. When a merged call fails, each of its requests is run again alone, so only the
 request that breaks the model gets the error (one bad input never fails its neighbours); the batcher then goes
-on with the next batch.
+on with the next batch. A call past ``limit`` seconds answers its requests :class:`CallTimeout` (504) together:
+a time limit says nothing of which input is to blame, and retrying each alone could take the limit each time.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.serve.calls import CallTimeout, ModelThread
 
 __all__ = ["QueueFull", "BatchStats", "Batcher", "INLINE_BELOW"]
 
 # A model call expected to take less than this runs on the event loop itself: handing it to a worker thread and
 # back cost more server CPU than a small net's call takes (BENCHMARKS.md, "Serving: what runs on the event loop").
-# Longer calls go to a thread, so health checks and uploads are never held that long.
+# Longer calls go to the model's thread, so health checks and uploads are never held that long; so do all the calls
+# of a model that cannot be stopped (``terminable`` False): a stuck call must never hold the event loop.
 INLINE_BELOW = 0.002
 
 
@@ -62,7 +65,8 @@ class Batcher:
     """``run(x) -> scores`` for N×… inputs, called with requests merged along the batch axis.
     ``max_batch`` 1 turns batching off (each request one call; a request of more images runs alone, as any
     request larger than ``max_batch`` does); ``max_delay`` 0 merges only what is already waiting.
-    ``observe(images, seconds)`` is told of every model call (for /metrics)."""
+    ``observe(images, seconds)`` is told of every model call (for /metrics); ``limit``: seconds a call's waiters
+    wait before a CallTimeout (None: no limit)."""
 
     def __init__(
         self,
@@ -72,8 +76,11 @@ class Batcher:
         max_delay: float,
         max_queue: int,
         observe: Callable[[int, float], None] | None = None,
+        limit: float | None = None,
+        terminable: bool = True,
     ):
         self._run, self.max_batch, self.max_delay, self.max_queue = run, max_batch, max_delay, max_queue
+        self._limit, self._terminable, self._thread = limit, terminable, ModelThread("batcher")
         self._observe = observe
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -106,14 +113,18 @@ class Batcher:
         await self._queue.put(_Waiting(x, future))
         return await future
 
-    async def stop(self) -> None:
-        """Answer everything already queued, then stop the worker."""
+    async def stop(self, deadline: float = math.inf) -> None:
+        """Answer everything already queued (until the event loop's clock reaches ``deadline``), then stop."""
+        loop = asyncio.get_running_loop()
         while self.stats.queued_images and self._worker is not None and not self._worker.done():
+            if loop.time() >= deadline:
+                break
             await asyncio.sleep(0.001)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        self._thread.close()
 
     async def _serve(self) -> None:
         while True:
@@ -149,8 +160,9 @@ class Batcher:
             x = group[0].x if len(group) == 1 else np.concatenate([w.x for w in group])
             scores = await self._call(x)
         except Exception as exc:  # noqa: BLE001 - the model's failure is this batch's answer, not the server's end
-            if len(group) == 1:
-                _settle(group[0], error=exc)
+            if len(group) == 1 or isinstance(exc, CallTimeout):
+                for waiting in group:
+                    _settle(waiting, error=exc)
             else:  # find the request that breaks the model: the others get their answers
                 for waiting in group:
                     await self._answer([waiting])
@@ -164,12 +176,15 @@ class Batcher:
 
     async def _call(self, x: np.ndarray) -> np.ndarray:
         """The model on ``x``: on the event loop when the call should take under INLINE_BELOW (by the last
-        call's time per image), else in a worker thread so the loop keeps answering meanwhile."""
+        call's time per image) and can be stopped, else in the model's thread so the loop answers meanwhile."""
         started = time.perf_counter()
         try:
-            if self._per_image * len(x) < INLINE_BELOW:
+            if self._terminable and self._per_image * len(x) < INLINE_BELOW:
                 return self._timed_run(x)
-            return await asyncio.to_thread(self._timed_run, x)
+            try:
+                return await asyncio.wait_for(self._thread.run(self._timed_run, x), self._limit)
+            except TimeoutError as exc:
+                raise CallTimeout.after(self._limit) from exc
         finally:
             elapsed = time.perf_counter() - started  # what the caller waited: the metric's duration
             self.stats.record(len(x))

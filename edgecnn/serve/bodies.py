@@ -6,6 +6,7 @@ And classify's uploads: a raw image body, or the files of a multipart form plus 
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -18,10 +19,19 @@ from edgecnn.config import FIT_MODES
 from edgecnn.serve.models import Upload
 from edgecnn.serve.protocol import ProtocolError
 
-__all__ = ["read_body", "read_uploads", "classify_options", "header_length"]
+__all__ = ["read_body", "read_uploads", "classify_options", "header_length", "read_count"]
 
 _ENCODINGS = ("identity", "gzip", "deflate")
 CLASSIFY_OPTIONS = ("top_k", "fit", "invert")  # query parameters, or text fields of a multipart form
+# A count a client writes in a header or a parameter: ASCII digits only (str.isdigit also takes "²" and "٣", which
+# int() then refuses or reads), and few enough that int() is cheap and never meets Python's digit limit.
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def read_count(text: str) -> int | None:
+    """``text`` as a whole number of ASCII digits (surrounding spaces allowed), or None."""
+    text = text.strip(" \t")
+    return int(text) if _COUNT.fullmatch(text) else None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -29,9 +39,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in _ENCODINGS:
         raise ProtocolError(f"Content-Encoding {encoding!r} is not accepted: send {', '.join(_ENCODINGS)}", 415)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    declared = read_count(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
+        raise _too_large(declared, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -66,9 +76,10 @@ def header_length(request: Request) -> int | None:
     value = request.headers.get("inference-header-content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise ProtocolError(f"Inference-Header-Content-Length must be a byte count (got {value!r})")
-    return int(value)
+    count = read_count(value)
+    if count is None:
+        raise ProtocolError(f"Inference-Header-Content-Length must be a byte count (got {value[:40]!r})")
+    return count
 
 
 async def read_uploads(request: Request, body: bytes, max_images: int) -> tuple[list[Upload], dict[str, str]]:
@@ -87,13 +98,19 @@ async def read_uploads(request: Request, body: bytes, max_images: int) -> tuple[
     uploads, fields = [], {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
-            uploads.append(Upload(value.filename or key, await value.read()))
+            uploads.append(Upload(_printable(value.filename or key), await value.read()))
             await value.close()
         else:
             fields[key] = value
     if not uploads:
         raise ProtocolError("the form holds no image files")
     return uploads, fields
+
+
+def _printable(name: str) -> str:
+    """A file name as a client sent it, safe to print and to encode: a form's charset (utf-7, unicode_escape)
+    can make lone surrogates, which no UTF-8 writer takes."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
@@ -105,14 +122,14 @@ def classify_options(query: Mapping[str, str], fields: Mapping[str, str], classe
     given = {**query, **fields}
     unknown = sorted(set(given) - set(CLASSIFY_OPTIONS))
     if unknown:
-        raise ProtocolError(f"unknown parameter {unknown[0]!r}: classify takes {', '.join(CLASSIFY_OPTIONS)}")
-    top_k = given.get("top_k", "1")
-    if not top_k.isdigit() or not 1 <= int(top_k) <= classes:
-        raise ProtocolError(f"top_k must be a whole number from 1 to {classes} (got {top_k!r})")
+        raise ProtocolError(f"unknown parameter {unknown[0][:40]!r}: classify takes {', '.join(CLASSIFY_OPTIONS)}")
+    top_k = read_count(given.get("top_k", "1"))
+    if top_k is None or not 1 <= top_k <= classes:
+        raise ProtocolError(f"top_k must be a whole number from 1 to {classes} (got {given['top_k'][:40]!r})")
     fit = given.get("fit")
     if fit is not None and fit not in FIT_MODES:
-        raise ProtocolError(f"fit must be one of {', '.join(FIT_MODES)} (got {fit!r})")
+        raise ProtocolError(f"fit must be one of {', '.join(FIT_MODES)} (got {fit[:40]!r})")
     invert = given.get("invert", "true").lower()
     if invert not in ("true", "false", "1", "0"):
-        raise ProtocolError(f"invert must be true or false (got {invert!r})")
-    return {"top_k": int(top_k), "fit": fit, "invert": invert in ("true", "1")}
+        raise ProtocolError(f"invert must be true or false (got {invert[:40]!r})")
+    return {"top_k": top_k, "fit": fit, "invert": invert in ("true", "1")}

@@ -29,6 +29,7 @@ from edgecnn.runtime.preprocess import to_graph_input
 from edgecnn.runtime.scores import Prediction, softmax
 from edgecnn.runtime.zoo import is_zoo_spec, parse_zoo_spec
 from edgecnn.serve.batching import Batcher
+from edgecnn.serve.calls import ModelCall, Watchdog
 from edgecnn.serve.protocol import ProtocolError
 
 __all__ = ["MODEL_VERSION", "OUTPUTS", "ServedModel", "load_models", "model_name"]
@@ -47,8 +48,8 @@ class Upload:
 
 
 class ServedModel:
-    """``predictor`` behind a :class:`Batcher` built from ``config``; ``observe(images, seconds)`` hears of
-    every model call."""
+    """``predictor`` behind a :class:`Batcher` built from ``config``, its calls stoppable by ``watchdog``;
+    ``observe(images, seconds)`` hears of every model call."""
 
     def __init__(
         self,
@@ -57,22 +58,27 @@ class ServedModel:
         config: ServeConfig,
         *,
         load_seconds: float,
+        watchdog: Watchdog,
         observe: Callable[[int, float], None] | None = None,
     ) -> None:
         self.name, self.predictor, self.load_seconds = name, predictor, load_seconds
         self.max_images, self.max_pixels = config.max_images, config.max_pixels
+        self.call = ModelCall(predictor, watchdog)
         self.batcher = Batcher(
-            predictor.logits,
+            self.call,
             max_batch=config.max_batch,
             max_delay=config.max_delay_ms / 1000,
             max_queue=config.queue,
             observe=observe,
+            limit=config.call_timeout,
+            terminable=self.call.terminable,
         )
         spec = predictor.metadata.input
         channels, height, width = spec.shape
         self.input_name = spec.name
         self._graph = ("UINT8" if spec.baked else "FP32", spec.graph_shape)
         self._pixels = (height, width) if channels == 1 else (height, width, channels)
+        self.max_elements = self.max_images * channels * height * width  # one infer input's values, at most
 
     def metadata(self) -> dict[str, Any]:
         """The protocol's model metadata; the model card and how it runs under ``parameters``."""
@@ -102,7 +108,8 @@ class ServedModel:
     def graph_input(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The request's one input → the graph's input, every size and value checked (a 400 or 413)."""
         if list(inputs) != [self.input_name]:
-            raise ProtocolError(f"model {self.name} takes one input, {self.input_name!r} (got {', '.join(inputs)})")
+            given = ", ".join(map(repr, list(inputs)[:4]))
+            raise ProtocolError(f"model {self.name} takes one input, {self.input_name!r} (got {given})")
         x = inputs[self.input_name]
         datatype, shape = self._graph
         if x.dtype == np.uint8:
@@ -201,7 +208,7 @@ def load_models(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigError(f"two models are named {repeated[0]}: name them apart with NAME=MODEL")
-    served = []
+    served, watchdog = [], Watchdog(config.call_timeout)
     for name, spec in named:
         started = time.perf_counter()
         # backend "auto" decides here, before any port opens: the cache's entry, or a tuning now (runtime/auto.py)
@@ -209,5 +216,6 @@ def load_models(
             spec, provider=config.provider, backend=config.backend, threads=config.threads, zoo_dir=zoo_dir
         )
         seconds = time.perf_counter() - started
-        served.append(ServedModel(name, predictor, config, load_seconds=seconds, observe=observe and observe(name)))
+        watched = observe and observe(name)
+        served.append(ServedModel(name, predictor, config, load_seconds=seconds, watchdog=watchdog, observe=watched))
     return served

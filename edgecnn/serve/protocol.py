@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,10 @@ DATATYPES = {  # the protocol's tensor types that image classifiers take or give
     "FP64": np.dtype("<f8"),
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+MAX_DIMS = 32  # dimensions of an input tensor (numpy's own limit is 64)
+_REPR = reprlib.Repr()  # a client's value in an error message: 3 levels, a few items, short strings
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 4, 40, 40
+MAX_DIM = 1 << 32  # one dimension's size: with MAX_DIMS of them, any product still prints in an error message
 
 
 class ProtocolError(InputError):
@@ -67,49 +72,63 @@ class InferRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
-    """The request in ``body``; ``header_length``: the value of Inference-Header-Content-Length, if sent."""
+def decode_infer_request(
+    body: bytes, header_length: int | None = None, *, max_elements: int | None = None
+) -> InferRequest:
+    """The request in ``body``; ``header_length``: the value of Inference-Header-Content-Length, if sent;
+    ``max_elements``: the most tensor elements one input may declare (a 413 beyond, before anything is built)."""
     if header_length is not None and not 0 < header_length <= len(body):
         raise ProtocolError(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body")
     head, binary = (body[:header_length], body[header_length:]) if header_length else (body, b"")
-    try:
-        request = json.loads(head)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"the request is not valid JSON ({exc})") from exc
+    request = _parse_json(head)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
         raise ProtocolError("the request must be a JSON object with a non-empty 'inputs' list")
     inputs, offset = {}, 0
     for item in request["inputs"]:
-        name, array, used = _decode_input(item, binary, offset)
+        name, array, used = _decode_input(item, binary, offset, max_elements)
         if name in inputs:
             raise ProtocolError(f"input {name!r} is given twice")
         inputs[name], offset = array, offset + used
     if offset != len(binary):
         raise ProtocolError(f"the body has {len(binary) - offset} bytes of binary data no input claims")
+    if not isinstance(request.get("id", ""), (str, type(None))):
+        raise ProtocolError(f"'id' must be a string (got {_short(request['id'])})")
     parameters = _parameters(request, "the request")
     return InferRequest(
-        id=str(request["id"]) if request.get("id") is not None else None,
+        id=request.get("id"),
         inputs=inputs,
         outputs=tuple(_requested_output(o) for o in _list(request.get("outputs", []), "outputs")),
-        binary_output=bool(parameters.get("binary_data_output", False)),
+        binary_output=_flag(parameters, "binary_data_output", "the request"),
         parameters=parameters,
     )
 
 
-def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+def _parse_json(head: bytes) -> Any:
+    try:
+        return json.loads(head)
+    except RecursionError as exc:
+        raise ProtocolError("the request's JSON is nested too deeply to read") from exc
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer past Python's digit limit
+        raise ProtocolError(f"the request is not valid JSON ({_short(str(exc), 120, quote=False)})") from exc
+
+
+def _decode_input(item: Any, binary: bytes, offset: int, max_elements: int | None) -> tuple[str, np.ndarray, int]:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-        raise ProtocolError("every input needs a 'name'")
-    name, datatype, shape = item["name"], item.get("datatype"), item.get("shape")
-    if datatype not in DATATYPES:
-        raise ProtocolError(f"input {name!r}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise ProtocolError(f"input {name!r}: 'shape' must be a list of sizes (got {shape!r})")
-    dtype, count = DATATYPES[datatype], math.prod(shape)
+        raise ProtocolError("every input needs a 'name' (a string)")
+    name, datatype = item["name"], item.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise ProtocolError(f"input {name!r}: datatype {_short(datatype)} is not one of {', '.join(DATATYPES)}")
+    dtype, shape = DATATYPES[datatype], _shape(name, item.get("shape"))
+    count = math.prod(shape)
+    if max_elements is not None and count > max_elements:
+        raise ProtocolError(
+            f"input {name!r}: shape {shape} holds {count:,} values; this server takes at most {max_elements:,}", 413
+        )
     size = _parameters(item, f"input {name!r}").get("binary_data_size")
     if size is not None:
-        if size != count * dtype.itemsize or offset + size > len(binary):
+        if type(size) is not int or size != count * dtype.itemsize or offset + size > len(binary):
             raise ProtocolError(
-                f"input {name!r}: binary_data_size {size} does not match {datatype} {shape} "
+                f"input {name!r}: binary_data_size {_short(size)} does not match {datatype} {shape} "
                 f"({count * dtype.itemsize} bytes) or the {len(binary) - offset} bytes left in the body"
             )
         return name, np.frombuffer(binary, dtype, count, offset).reshape(shape), size
@@ -118,12 +137,30 @@ def _decode_input(item: Any, binary: bytes, offset: int) -> tuple[str, np.ndarra
     return name, _json_tensor(name, item["data"], dtype, shape), 0
 
 
+def _shape(name: str, shape: Any) -> list[int]:
+    """A list of at most MAX_DIMS whole sizes, each below MAX_DIM: its product always prints, whatever was sent."""
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not all(type(d) is int and 0 <= d < MAX_DIM for d in shape)
+    ):
+        raise ProtocolError(
+            f"input {name!r}: 'shape' must be a list of at most {MAX_DIMS} whole sizes below {MAX_DIM:,} "
+            f"(got {_short(shape)})"
+        )
+    return shape
+
+
 def _json_tensor(name: str, data: Any, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    if not isinstance(data, list):
+        raise ProtocolError(f"input {name!r}: 'data' must be a list of numbers (got {_short(data)})")
     try:
         array = np.asarray(data, dtype=np.float64 if dtype.kind == "f" else None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise ProtocolError(f"input {name!r}: 'data' is not a rectangular list of numbers") from exc
-    if array.dtype.kind not in "biuf" or array.size != math.prod(shape):
+    if array.dtype.kind not in "biuf":
+        raise ProtocolError(f"input {name!r}: 'data' is not a rectangular list of numbers ({_NAMES[dtype]})")
+    if array.size != math.prod(shape):
         raise ProtocolError(
             f"input {name!r}: 'data' holds {array.size} numbers, shape {shape} needs {math.prod(shape)}"
         )
@@ -139,8 +176,9 @@ def _json_tensor(name: str, data: Any, dtype: np.dtype, shape: list[int]) -> np.
 
 def _requested_output(item: Any) -> TensorRequest:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-        raise ProtocolError("every requested output needs a 'name'")
-    return TensorRequest(item["name"], bool(_parameters(item, f"output {item['name']!r}").get("binary_data", False)))
+        raise ProtocolError("every requested output needs a 'name' (a string)")
+    what = f"output {item['name']!r}"
+    return TensorRequest(item["name"], _flag(_parameters(item, what), "binary_data", what))
 
 
 def _parameters(item: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -150,10 +188,24 @@ def _parameters(item: Mapping[str, Any], what: str) -> dict[str, Any]:
     return parameters
 
 
+def _flag(parameters: Mapping[str, Any], key: str, what: str) -> bool:
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{what}: parameters.{key} must be true or false (got {_short(value)})")
+    return value
+
+
 def _list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise ProtocolError(f"'{what}' must be a list")
     return value
+
+
+def _short(value: Any, limit: int = 60, *, quote: bool = True) -> str:
+    """A client's value for an error message: a few levels and items of its repr, at most ``limit`` characters
+    (a body can be megabytes, or lists nested hundreds deep)."""
+    text = _REPR.repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def encode_infer_response(

@@ -1,15 +1,19 @@
 """Running the server: the socket, uvicorn, the access log, the token file, and stopping well.
 
 The socket is bound here before uvicorn starts, so a taken port is one clear error (and ``--port 0`` takes any
-free port, announced on stderr). SIGTERM (and Ctrl-C) stop accepting, let the requests in flight finish —
-their batches included — for up to ``drain_seconds``, then exit 0; uvicorn by itself would re-raise the
-signal after draining and end with status -15, which a supervisor reads as a crash. Requests cut at the
-drain's deadline make the exit status 1. ``max_requests`` and ``stop_after`` stop the server the same way.
+free port, announced on stderr). SIGTERM, SIGINT (Ctrl-C) and SIGHUP drain (drain.py): the requests taken are
+answered — their batches included — for up to ``drain_timeout``, later ones refused cleanly, then exit 0;
+uvicorn by itself would re-raise the signal after draining and end with status -15, which a supervisor reads as a
+crash. SIGHUP drains too, a documented choice: there is no configuration to reload (a restart reads the models
+again), and a server whose terminal closes should not die mid-request. Requests cut or model calls abandoned at
+the drain's deadline make the exit status 1, with one line. ``max_requests`` and ``stop_after`` stop the
+server the same way. The HTTP connection is wire.py's: uvicorn's httptools protocol with the head's limits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -18,16 +22,18 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import uvicorn
 
 from edgecnn.config import ServeConfig
 from edgecnn.errors import ConfigError, EdgeCNNError, describe
 from edgecnn.serve.app import create_app
-from edgecnn.serve.gate import ACCESS_LOGGER
+from edgecnn.serve.calls import Watchdog
+from edgecnn.serve.drain import DRAIN_SIGNALS, SignalRelay, drain
+from edgecnn.serve.gate import ACCESS_LOGGER, ERROR_LOGGER, Gate
 from edgecnn.serve.metrics import Metrics
 from edgecnn.serve.models import ServedModel
+from edgecnn.serve.wire import HeadLimits, connection_class
 
 __all__ = ["read_token", "bind", "run_server"]
 
@@ -67,16 +73,26 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, stop_after: float | None, announce: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        serve: ServeConfig,
+        gate: Gate,
+        listener: socket.socket,
+        watchdog: Watchdog,
+        announce: Callable[[], None],
+    ) -> None:
         super().__init__(config)
-        self._deadline = None if stop_after is None else time.monotonic() + stop_after
-        self._announce = announce
+        self._deadline = None if serve.stop_after is None else time.monotonic() + serve.stop_after
+        self._drain = functools.partial(drain, self, gate, listener, stop_calls=watchdog.stop_all)
+        self._watchdog, self._drain_timeout, self._announce = watchdog, serve.drain_timeout, announce
+        self.abandoned = 0  # model calls still running at the drain's deadline
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        """SIGTERM and SIGINT start the drain; unlike uvicorn's own, the signal is not raised again after it."""
-        handled = (signal.SIGTERM, signal.SIGINT)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        """SIGTERM, SIGINT and SIGHUP start the drain; unlike uvicorn's own, the signal is not raised again after."""
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in DRAIN_SIGNALS}
         try:
             yield
         finally:
@@ -86,12 +102,19 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            SignalRelay(lambda at: self._watchdog.drain_by(at + self._drain_timeout))
             self._announce()
 
     async def on_tick(self, counter: int) -> bool:
         if self._deadline is not None and time.monotonic() >= self._deadline:
             return True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._watchdog.drain_by(time.monotonic() + self._drain_timeout)  # from the signal, if one came
+        self.abandoned = await self._drain(max(0.0, self._watchdog.drain_deadline - time.monotonic()))
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 def run_server(
@@ -115,33 +138,54 @@ def run_server(
             say(f"{model.name}: {model.predictor.backend} {model.predictor.precision}, {model.predictor.engine.origin}")
         say(f"serving {names} at {url}/v2 (SIGTERM or Ctrl-C drains and stops)")
 
-    server = _Server(settings, stop_after=config.stop_after, announce=announce)
+    server = _Server(
+        settings, serve=config, gate=app, listener=sock, watchdog=models[0].call.watchdog, announce=announce
+    )
     # the models and the app live as long as the process: the collector need not walk them again (its full
     # passes over them were the tail of the latency under load)
     gc.collect()
     gc.freeze()
-    with sock, _access_log(config.access_log):
+    with sock, _access_log(config.access_log), _error_log():
         server.run(sockets=[sock])
     if not server.started:
         raise EdgeCNNError(f"the server at {url} did not start (see the lines above)")
-    if app.cut:
+    if app.cut or server.abandoned:
         raise EdgeCNNError(
-            f"{app.cut} request(s) were cut after the {config.drain_seconds:g} s drain (--drain-seconds)"
+            f"stopped after the {config.drain_timeout:g} s drain (--drain-timeout) with {app.cut} request(s) cut "
+            f"and {server.abandoned} model call(s) abandoned; {app.answered} answered"
         )
     say(f"stopped after {app.answered} request(s)")
 
 
-def _uvicorn_settings(app: Any, config: ServeConfig) -> uvicorn.Config:
+def _uvicorn_settings(app: Gate, config: ServeConfig) -> uvicorn.Config:
+    limits = HeadLimits(config.max_header_bytes, config.max_headers, config.max_url_bytes)
     return uvicorn.Config(
         app,
+        http=connection_class(app, limits),  # httptools with the head's limits (wire.py)
+        ws="none",  # no upgrades: an Upgrade header is answered as a plain request
         log_config=None,  # keep the process's logging; uvicorn's errors still reach stderr
         log_level="warning",
         access_log=False,  # ours is structured (gate.py)
         lifespan="on",
-        timeout_graceful_shutdown=config.drain_seconds,
         limit_max_requests=config.max_requests,
         server_header=False,
     )
+
+
+@contextlib.contextmanager
+def _error_log() -> Iterator[None]:
+    """The server's own faults (gate.py): one line each on stderr, already prefixed. python-multipart's warnings
+    are a client's malformed form, answered 400 and logged as such: not repeated here."""
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    logger = logging.getLogger(ERROR_LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextlib.contextmanager
