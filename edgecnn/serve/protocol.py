@@ -46,7 +46,7 @@ _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
 MAX_DIMS = 32  # dimensions of an input tensor (numpy's own limit is 64)
 _REPR = reprlib.Repr()  # a client's value in an error message: 3 levels, a few items, short strings
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 4, 40, 40
-MAX_DIM = 1 << 32  # one dimension's size: with MAX_DIMS of them, any product still prints in an error message
+MAX_VALUES = 1 << 40  # values in one tensor's shape: far past any body, and within what numpy can describe
 
 
 class ProtocolError(InputError):
@@ -138,15 +138,17 @@ def _decode_input(item: Any, binary: bytes, offset: int, max_elements: int | Non
 
 
 def _shape(name: str, shape: Any) -> list[int]:
-    """A list of at most MAX_DIMS whole sizes, each below MAX_DIM: its product always prints, whatever was sent."""
+    """At most MAX_DIMS whole sizes whose product, a zero counted as one, is below MAX_VALUES: numpy refuses an
+    empty array of a shape it could not hold were it full, and any count then prints in an error message."""
     if (
         not isinstance(shape, list)
         or len(shape) > MAX_DIMS
-        or not all(type(d) is int and 0 <= d < MAX_DIM for d in shape)
+        or not all(type(d) is int and d >= 0 for d in shape)
+        or math.prod(d or 1 for d in shape) >= MAX_VALUES
     ):
         raise ProtocolError(
-            f"input {name!r}: 'shape' must be a list of at most {MAX_DIMS} whole sizes below {MAX_DIM:,} "
-            f"(got {_short(shape)})"
+            f"input {name!r}: 'shape' must be a list of at most {MAX_DIMS} whole sizes holding fewer than "
+            f"2**{MAX_VALUES.bit_length() - 1} values (got {_short(shape)})"
         )
     return shape
 
