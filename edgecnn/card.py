@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgecnn.errors import ModelFileError
 
-__all__ = ["Normalization", "Lineage", "ModelCard", "config_hash"]
+__all__ = ["Normalization", "Lineage", "ModelCard", "config_hash", "class_names_problem"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class ModelCard:
             or not all(isinstance(c, str) for c in classes)
         ):
             raise ModelFileError(f"{source}: model card field 'class_names' must list 2–{_MAX_CLASSES:,} names")
+        if class_names_problem(classes):
+            raise ModelFileError(f"{source}: model card field 'class_names' {class_names_problem(classes)}")
         metrics = data.get("metrics", {})
         if not isinstance(metrics, Mapping) or not all(_finite(v) for v in metrics.values()):
             raise ModelFileError(f"{source}: model card field 'metrics' must map names to finite numbers")
@@ -131,6 +134,18 @@ class ModelCard:
 # Settings that do not change the model: where the data lies (the data checksum covers the data itself), how
 # often the run checkpoints, how it waits and reads. Left out of the hash, so they never make one model look like two.
 _NOT_THE_MODEL = ("data_root", "checkpoint_every", "dist_timeout", "max_memory_gb", "workers")
+
+
+def class_names_problem(names: Sequence[str]) -> str | None:
+    """Why these class names cannot name a model's scores (None: they can): an empty or blank name, or a
+    name given twice (a prediction would not say which class it is)."""
+    blank = [i for i, name in enumerate(names) if not name.strip()]
+    if blank:
+        return f"has an empty name (index {', '.join(map(str, blank[:5]))}); every class needs a name"
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
+    if twice:
+        return f"names {', '.join(map(repr, twice[:5]))} more than once; every class needs a name of its own"
+    return None
 
 
 def config_hash(config_dict: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import statistics
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 from edgecnn.bench.environment import cold_start, environment
 from edgecnn.bench.subjects import ModelInfo, Subject, onnx_subject, torch_subject
 from edgecnn.config import BenchConfig, config_to_dict
-from edgecnn.errors import ConfigError
+from edgecnn.errors import ConfigError, ProviderError, describe
 from edgecnn.runtime.threads import default_spinning
 from edgecnn.runtime.timing import measure_interleaved, summarize
 
@@ -63,8 +64,10 @@ def run_bench(
     *,
     torch_checkpoint: str | None = None,
     log: Callable[[str], None] = lambda _: None,
+    on_stop: Callable[[Callable[[], None]], None] = lambda _: None,
 ) -> BenchResult:
-    """Measure ``models`` (and torch eager, given a checkpoint) round-robin."""
+    """Measure ``models`` (and torch eager, given a checkpoint) round-robin; ``on_stop`` is handed each model's
+    ``stop`` as soon as it is opened, before its first call (the CLI calls them on Ctrl-C)."""
     counts = config.threads or (None,)
     if torch_checkpoint is not None and len(counts) > 1:
         raise ConfigError("torch eager runs at one thread count: give one --threads value with --torch")
@@ -73,12 +76,10 @@ def run_bench(
     tag = len(config.backends) > 1 or len(counts) > 1
     subjects: list[Subject] = []
     try:
-        subjects += [
-            onnx_subject(Path(m), config, spinning=spinning, backend=b, threads=t, tag=tag)
-            for m in models
-            for b in config.backends
-            for t in counts
-        ]
+        for m, b, t in itertools.product(models, config.backends, counts):
+            subjects.append(
+                onnx_subject(Path(m), config, spinning=spinning, backend=b, threads=t, tag=tag, on_stop=on_stop)
+            )
         if torch_checkpoint is not None:
             subjects.append(torch_subject(torch_checkpoint, config))
         batches = {str(batch): _measure_batch(subjects, config, batch, log) for batch in config.batch_sizes}
@@ -93,13 +94,20 @@ def _measure_batch(
     subjects: list[Subject], config: BenchConfig, batch: int, log: Callable[[str], None]
 ) -> dict[str, LatencyRow]:
     log(f"batch {batch}: measuring {', '.join(s.name for s in subjects)}")
-    samples = measure_interleaved(
-        {s.name: s.run for s in subjects},
-        {s.name: s.feed(batch) for s in subjects},
-        iters=config.iters,
-        warmup=config.warmup,
-        duration=config.duration,
-    )
+    inputs = {s.name: s.feed(batch) for s in subjects}
+    for subject in subjects:  # one untimed call each: a model that cannot run at this batch size is named
+        subject.checked_run(inputs[subject.name], f"at batch {batch}")
+    errors = tuple({error for s in subjects for error in s.errors})
+    try:
+        samples = measure_interleaved(
+            {s.name: s.run for s in subjects},
+            inputs,
+            iters=config.iters,
+            warmup=config.warmup,
+            duration=config.duration,
+        )
+    except errors as exc:
+        raise ProviderError(f"a model failed while timed at batch {batch}: {describe(exc)}") from exc
     stats = {name: summarize(times) for name, times in samples.items()}
     first = stats[subjects[0].name]["p50"]
     return {

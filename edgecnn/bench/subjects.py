@@ -5,6 +5,7 @@ and knows what it is."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config import BenchConfig
-from edgecnn.errors import ConfigError, ModelFileError
+from edgecnn.errors import ConfigError, ModelFileError, ProviderError, describe
 from edgecnn.files import checkpoint_path
 from edgecnn.runtime.backends import Engine
+from edgecnn.runtime.guards import MAX_BATCH_BYTES
 from edgecnn.runtime.timing import Run
 
 __all__ = ["ModelInfo", "Subject", "onnx_subject", "torch_subject"]
@@ -48,6 +50,18 @@ class Subject:
     info: ModelInfo
     cold: tuple[str, list[str]]  # a script and its arguments for a fresh process
     close: Callable[[], None] = lambda: None
+    errors: tuple[type[BaseException], ...] = ()  # what ``run`` raises when the model fails
+
+    def checked_run(self, x: np.ndarray, when: str) -> Any:
+        return checked_call(self.run, self.errors, self.name, x, when)
+
+
+def checked_call(run: Run, errors: tuple[type[BaseException], ...], name: str, x: np.ndarray, when: str) -> Any:
+    """``run(x)``, a failure of the model one ProviderError line naming it."""
+    try:
+        return run(x)
+    except errors as exc:
+        raise ProviderError(f"{name} failed to run {when}: {describe(exc)}") from exc
 
 
 _DTYPES = {
@@ -95,6 +109,7 @@ def onnx_subject(
     backend: str = "onnxruntime",
     threads: int | None = None,
     tag: bool = False,
+    on_stop: Callable[[Callable[[], None]], None] = lambda _: None,
 ) -> Subject:
     """Any ONNX model file on ``backend`` with ``threads``, opened with the Predictor's rules and timed
     through its engine's own call (``Engine.run``). An edgecnn model is opened as a device app opens it
@@ -105,15 +120,13 @@ def onnx_subject(
     started = time.perf_counter()
     opened = _open(path, config, spinning, backend, threads)
     created = time.perf_counter() - started
-    dtype = _DTYPES.get(opened.input_type)
-    if dtype is None:
-        raise ModelFileError(f"{path}: cannot bench an input of type {opened.input_type}", path=path)
-    feed = _random_feed(dtype, opened.shape)
-    run = opened.engine.run
-    first_started = time.perf_counter()
-    run(feed(1))
-    first = time.perf_counter() - first_started
+    dtype = feed_dtype(path, opened.input_type, opened.shape, config.batch_sizes)
+    feed, engine = _random_feed(dtype, opened.shape), opened.engine
     name = f"{path} [{backend}, {threads or 'default'} thr]" if tag else str(path)
+    on_stop(engine.stop)  # before the first call, which may be one that never ends
+    first_started = time.perf_counter()
+    checked_call(engine.run, engine.errors, name, feed(1), "on its first call (batch 1)")
+    first = time.perf_counter() - first_started
     info = ModelInfo(
         name=name,
         kind=backend,
@@ -126,7 +139,25 @@ def onnx_subject(
         precision=opened.engine.precision,
     )
     args = [str(path), opened.engine.device, ",".join(map(str, opened.shape)), np.dtype(dtype).name, backend]
-    return Subject(name, run, feed, info, (opened.cold, args))
+    return Subject(name, engine.run, feed, info, (opened.cold, args), errors=engine.errors)
+
+
+def feed_dtype(path: Path, input_type: str, shape: tuple[int, ...], batch_sizes: tuple[int, ...]) -> Any:
+    """The numpy dtype of the random input, whose largest batch must be within the limit every input is held to
+    (checked before it is allocated)."""
+    dtype = _DTYPES.get(input_type)
+    if dtype is None:
+        raise ModelFileError(f"{path}: cannot bench an input of type {input_type}", path=path)
+    largest = max(batch_sizes)
+    size = math.prod((largest, *shape)) * np.dtype(dtype).itemsize
+    if size > MAX_BATCH_BYTES:
+        raise ModelFileError(
+            f"{path}: a batch of {largest} of its input {list(shape)} {np.dtype(dtype).name} would take "
+            f"{size / 2**30:,.3g} GiB, over the {MAX_BATCH_BYTES >> 20:,} MiB every input is held to: "
+            "bench smaller --batch-sizes" + (", or give a smaller --shape" if largest == 1 else ""),
+            path=path,
+        )
+    return dtype
 
 
 def _open(path: Path, config: BenchConfig, spinning: bool, backend: str, threads: int | None) -> _Opened:
@@ -144,7 +175,15 @@ def _open(path: Path, config: BenchConfig, spinning: bool, backend: str, threads
         mode = str(predictor.metadata.quantization.get("mode"))
         return _Opened(predictor.engine, kind, spec.graph_shape, mode, _ONNX_COLD)
     session, provider = create_session(path, "cpu" if backend == "openvino" else config.provider, **options)
-    graph_input = session.get_inputs()[0]
+    inputs = session.get_inputs()
+    if len(inputs) != 1:  # a second input is not an image: what to feed it is the model's secret, not ours to guess
+        named = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+        raise ModelFileError(
+            f"{path}: its graph takes {len(inputs)} inputs ({named}); edgecnn bench feeds one input, "
+            "as the Predictor runs a model: export it with its image as the only input",
+            path=path,
+        )
+    graph_input = inputs[0]
     shape = _foreign_shape(path, graph_input.shape, config.shape)
     if backend == "openvino":
         engine = openvino_engine(path, threads=threads)
@@ -221,6 +260,5 @@ def torch_subject(checkpoint: str, config: BenchConfig) -> Subject:
         session_create_ms=created * 1e3,
         first_inference_ms=(time.perf_counter() - first_started) * 1e3,
     )
-    return Subject(
-        info.name, run, feed, info, (_TORCH_COLD, [str(checkpoint)]), close=lambda: torch.set_num_threads(before)
-    )
+    restore = lambda: torch.set_num_threads(before)  # noqa: E731
+    return Subject(info.name, run, feed, info, (_TORCH_COLD, [str(checkpoint)]), restore, (RuntimeError,))

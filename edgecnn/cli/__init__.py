@@ -3,8 +3,8 @@
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
 ``quantize``, ``predict``, ``info``, ``tune``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
 helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
-quantize share, their help written once), ``output`` (what every command prints the same way) and
-``requires`` (which extra a command needs, checked before any work).
+quantize share, their help written once), ``output`` (what every command prints the same way),
+``requires`` (which extra a command needs, checked before any work) and ``stop`` (Ctrl-C stops a model's run).
 
 Tier 0 at import time: commands import the torch-side modules inside their bodies, so ``edgecnn
 predict`` and ``edgecnn bench`` start without torch. Every :class:`EdgeCNNError` becomes one line on

@@ -10,6 +10,7 @@ import click
 from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json
 from edgecnn.cli.requires import require
+from edgecnn.cli.stop import stoppable
 from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 from edgecnn.config import PROVIDERS, BenchConfig
 from edgecnn.files import check_writable, write_json
@@ -60,7 +61,8 @@ def bench(
     if torch_checkpoint:
         require("train", "edgecnn bench --torch")
     log = (lambda line: click.echo(f"edgecnn: {line}", err=True)) if sys.stderr.isatty() else (lambda _: None)
-    result = run_bench(list(models), config, torch_checkpoint=torch_checkpoint, log=log)
+    with stoppable() as on_ctrl_c:  # a model that never finishes still stops on Ctrl-C
+        result = run_bench(list(models), config, torch_checkpoint=torch_checkpoint, log=log, on_stop=on_ctrl_c)
     if plot_path:
         from edgecnn.plots import plot_latency
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.output import print_json
+from edgecnn.cli.stop import stoppable
 from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 from edgecnn.config import FIT_MODES, INPUT_LAYOUTS, PROVIDERS
 from edgecnn.runtime.backends import BACKENDS, OPENVINO_PRECISIONS
@@ -70,19 +71,21 @@ def predict(
     predictor = Predictor(
         resolve_model(model, zoo_dir), provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign)
     )
-    files = list(_expand(images))
-    failed = False
-    results = []
-    for chunk in _chunks(files):
-        for result in _classify(predictor, chunk, top_k, invert=not no_invert):
-            failed |= "error" in result
-            _show(result, as_json)
-            results.append(result)
+    files, problems = _expand(images)
+    results = [{"file": path, "error": f"{path}: {why}"} for path, why in problems]  # a path not read is said
+    for result in results:
+        _show(result, as_json)
+    with stoppable() as on_ctrl_c:  # a model that never finishes still stops on Ctrl-C
+        on_ctrl_c(predictor.engine.stop)
+        for chunk in _chunks(files):
+            for result in _classify(predictor, chunk, top_k, invert=not no_invert):
+                _show(result, as_json)
+                results.append(result)
     if as_json:
         print_json(results)
-    if failed or not files:
-        if not files:
-            click.echo("edgecnn: error: no image files found in the given folders", err=True)
+    if not files and not problems:
+        click.echo("edgecnn: error: no image files found in the given folders", err=True)
+    if not files or any("error" in result for result in results):
         sys.exit(1)
 
 
@@ -96,19 +99,25 @@ def _foreign(options: dict[str, str | None]) -> dict[str, Any]:
     return {k: v if k in engine else convert_option(QuantizeConfig, k, v) for k, v in options.items() if v is not None}
 
 
-def _expand(arguments: tuple[str, ...]) -> Iterator[str]:
-    """Files as given; folders → their image files, recursively (a sub-folder that cannot be listed is an error:
-    no image lost without a word), sorted; ``-`` → paths read from stdin."""
-    from edgecnn.data.folders import image_files
+def _expand(arguments: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files, problems): files as given; folders → their image files, recursively, sorted; ``-`` → paths read
+    from stdin. A sub-folder that cannot be listed, or a link that loops, is a (path, why) problem: no image is
+    lost without a word."""
+    from edgecnn.data.folders import walk_image_files
     from edgecnn.runtime.images import IMAGE_SUFFIXES
 
+    files: list[str] = []
+    problems: list[tuple[str, str]] = []
     for argument in arguments:
         if argument == "-":
-            yield from (line.strip() for line in sys.stdin if line.strip())
+            files += [line.strip() for line in sys.stdin if line.strip()]
         elif Path(argument).is_dir():
-            yield from sorted(image_files(argument, IMAGE_SUFFIXES))  # the files predict takes, the data tier's walk
+            found, trouble = walk_image_files(argument, IMAGE_SUFFIXES)  # the files predict takes, the data tier's walk
+            files += sorted(found)
+            problems += trouble
         else:
-            yield argument
+            files.append(argument)
+    return files, problems
 
 
 def _chunks(files: list[str]) -> Iterator[list[str]]:

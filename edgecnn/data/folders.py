@@ -16,6 +16,8 @@ export's parity and calibration, ``edgecnn quantize --calibration``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = [
     "checked_folder",
     "list_folder",
     "image_files",
+    "walk_image_files",
     "split_folder",
     "stratified_holdout",
     "read_image",
@@ -112,19 +115,65 @@ def list_folder(root: Path) -> tuple[tuple[str, ...], list[Sample]]:
 
 
 def image_files(folder: str | os.PathLike[str], suffixes: tuple[str, ...] = FOLDER_SUFFIXES) -> list[str]:
-    """Files under ``folder`` with one of ``suffixes``, sub-folders included (links followed), in ImageFolder's
-    order (the folders as os.walk sorts them, each one's names sorted). A folder that cannot be listed is a
-    DataError naming it: an image is never lost without a word."""
+    """:func:`walk_image_files`' files; any folder it could not read whole is a DataError naming each path:
+    an image is never lost without a word."""
+    files, problems = walk_image_files(folder, suffixes)
+    if problems:
+        named = "; ".join(f"{path}: {why}" for path, why in problems[:_NAMED])
+        more = f" and {len(problems) - _NAMED} more" if len(problems) > _NAMED else ""
+        raise DataError(f"cannot read all of {folder}: {named}{more}", path=folder)
+    return files
 
-    def refuse(exc: OSError) -> None:
-        raise DataError(f"cannot list {exc.filename}: {describe(exc)}", path=exc.filename) from exc
 
-    return [
-        os.path.join(parent, name)
-        for parent, _, names in sorted(os.walk(folder, followlinks=True, onerror=refuse))
-        for name in sorted(names)
-        if name.lower().endswith(suffixes)
-    ]
+def walk_image_files(
+    folder: str | os.PathLike[str], suffixes: tuple[str, ...] = FOLDER_SUFFIXES
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files, problems): the files under ``folder`` with one of ``suffixes``, sub-folders included (links
+    followed), in ImageFolder's order (the folders sorted by path, each one's names sorted); and a (path, why)
+    for each folder that cannot be listed and each link that loops (back to a folder above it, or to itself)."""
+    listed: list[tuple[str, list[str]]] = []
+    problems: list[tuple[str, str]] = []
+    stack: list[tuple[str, tuple[tuple[int, int], ...]]] = [(os.fspath(folder), _identities(Path(folder)))]
+    while stack:
+        parent, above = stack.pop()
+        try:
+            info = os.stat(parent)
+            if (info.st_dev, info.st_ino) in above:
+                problems.append((parent, "a symlink loop (it leads back to a folder above it); not followed"))
+                continue
+            with os.scandir(parent) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            problems.append((parent, f"cannot list it ({exc.strerror or describe(exc)})"))
+            continue
+        names = []
+        for entry in entries:
+            kind = _kind(entry)
+            if kind == "folder":
+                stack.append((entry.path, (*above, (info.st_dev, info.st_ino))))
+            elif kind == "loop":
+                problems.append((entry.path, "a symlink loop (it leads to itself); not followed"))
+            elif entry.name.lower().endswith(suffixes):
+                names.append(entry.path)
+        listed.append((parent, names))
+    return [path for _, names in sorted(listed) for path in names], sorted(problems)
+
+
+def _identities(folder: Path) -> tuple[tuple[int, int], ...]:
+    """(device, inode) of the folders above ``folder``: a link back to any of them would lead into it again."""
+    found = []
+    for parent in folder.resolve().parents:
+        with contextlib.suppress(OSError):
+            info = os.stat(parent)
+            found.append((info.st_dev, info.st_ino))
+    return tuple(found)
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    try:
+        return "folder" if entry.is_dir() else "file"
+    except OSError as exc:  # is_dir() follows links: a chain of links that never ends raises ELOOP
+        return "loop" if exc.errno == errno.ELOOP else "file"
 
 
 def stratified_holdout(

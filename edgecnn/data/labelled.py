@@ -19,7 +19,7 @@ from edgecnn.data.builtin import BUILTIN_CLASSES, BUILTIN_DATASETS, BUILTIN_SHAP
 from edgecnn.data.folders import Sample, checked_folder, read_image, split_folder, warn_unreadable
 from edgecnn.errors import DataError
 
-__all__ = ["Split", "Labelled", "open_labelled"]
+__all__ = ["Split", "Labelled", "open_labelled", "seeded_images"]
 
 
 class Split(Protocol):
@@ -126,6 +126,14 @@ def open_labelled(
         splits = split_folder(root, test_fraction=test_fraction, seed=seed)
         data = Labelled(source, splits.classes, _Files(splits.train, shape), _Files(splits.test, shape))
     return data if classes is None else _numbered_as(data, tuple(classes))
+
+
+def seeded_images(shape: tuple[int, int, int], count: int, seed: int, classes: Sequence[str]) -> Labelled:
+    """``count`` uniformly random uint8 images at ``shape`` from ``seed``, labelled 0: inputs for a judge that
+    needs no labels (a file held to another file's answers), as a Labelled whose both splits are they."""
+    images = np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
+    split = _Arrays(images, np.zeros(count, dtype=np.int64))
+    return Labelled(f"{count} seeded random inputs", tuple(classes), split, split)
 
 
 def _numbered_as(data: Labelled, classes: tuple[str, ...]) -> Labelled:

@@ -51,6 +51,7 @@ class Job:
     train: Split  # read lazily: only the calibration sample is decoded
     dataset: str
     opset: int
+    notes: tuple[str, ...] = ()  # said in the report's warnings (how the file was judged, when it is unusual)
 
     @property
     def spec(self) -> InputSpec:
@@ -188,6 +189,6 @@ def _report(
         accuracy=accuracy,
         parity=parity,
         auto=choice.decision,
-        warnings=choice.candidate.built.warnings,
+        warnings=(*job.notes, *choice.candidate.built.warnings),
         **measured,
     )

@@ -5,7 +5,8 @@ As a model file goes from disk to answers: ``zoo`` and ``zoo_index`` (``zoo:NAME
 this process has), ``threads`` (the thread policy), ``session`` (providers, threads, spinning, load
 errors), ``backends`` (the engines — onnxruntime, OpenVINO — behind one ``run(x)``), ``metadata`` (card +
 file facts in ``metadata_props``), ``foreign`` (the caller's description of a model without them),
-``images`` (what users hand in → upright uint8 images, within the size guards), ``framing`` (a photo →
+``images`` (what users hand in → upright uint8 images), ``guards`` (the size limits every input and a graph's
+declared input are held to; the array checks), ``framing`` (a photo →
 the model's H×W), ``preprocess`` (pixels → graph input), ``scores`` (what comes out, and the checks on both
 ends) and ``predictor`` (:class:`Predictor`).
 

@@ -62,6 +62,7 @@ class Engine:
     run: Callable[[np.ndarray], np.ndarray]
     errors: tuple[type[BaseException], ...]  # what ``run`` raises when the backend fails
     origin: str = "asked for by name"  # backend "auto": where the decision came from (runtime/auto.py)
+    stop: Callable[[], None] = lambda: None  # stops the calls in flight and refuses later ones (Ctrl-C, cli/stop.py)
 
 
 def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | None) -> Engine:
@@ -71,18 +72,34 @@ def onnxruntime_engine(session: Any, provider: str, quantization_mode: str | Non
     # names every input and holds no foreign OrtValue (~2 µs a call, BENCHMARKS.md "Tuning on the device"); our
     # one input is always fed, a numpy array. On CUDA the public run, whose EP-failure fallback we must keep.
     compiled = getattr(session, "_sess", None) if provider == "cpu" else None
+    options = _run_options()  # passed where None was: the same call; its terminate flag is how a run is stopped
     if compiled is not None and callable(getattr(compiled, "run", None)):
 
         def run(x: np.ndarray) -> np.ndarray:
-            return compiled.run(outputs, {name: x}, None)[0]
+            return compiled.run(outputs, {name: x}, options)[0]
 
     else:
 
         def run(x: np.ndarray) -> np.ndarray:
-            return session.run(outputs, {name: x})[0]
+            return session.run(outputs, {name: x}, options)[0]
+
+    def stop() -> None:
+        options.terminate = True  # onnxruntime checks it between the graph's nodes
 
     precision = _FILE_PRECISION.get(str(quantization_mode), "f32")
-    return Engine("onnxruntime", provider, precision, session, run, ORT_ERRORS)
+    return Engine("onnxruntime", provider, precision, session, run, ORT_ERRORS, stop=stop)
+
+
+def _run_options() -> Any:
+    """One RunOptions for an engine's calls: quiet (a failed run is our one error line, not onnxruntime's log
+    line too) unless the edgecnn logger is at DEBUG (``edgecnn -v``)."""
+    import logging
+
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    options.log_severity_level = 0 if logging.getLogger("edgecnn").isEnabledFor(logging.DEBUG) else 4
+    return options
 
 
 class BackendWarning(UserWarning):
@@ -148,14 +165,20 @@ def openvino_engine(
     except errors as exc:
         raise ModelFileError(f"OpenVINO cannot load {path} on {device} ({describe(exc)})", path=path) from exc
     local = threading.local()  # an infer request is not thread-safe; one per thread is cheap
+    requests: list[Any] = []  # every thread's, for stop()
 
     def run(x: np.ndarray) -> np.ndarray:
         request = getattr(local, "request", None)
         if request is None:
             request = local.request = compiled.create_infer_request()
+            requests.append(request)
         return request.infer({0: x}, share_inputs=True)[0]  # x is only read, during the call; the output is a copy
 
-    return Engine("openvino", device, runtime_precision(compiled), compiled, run, errors)
+    def stop() -> None:
+        for request in list(requests):
+            request.cancel()
+
+    return Engine("openvino", device, runtime_precision(compiled), compiled, run, errors, stop=stop)
 
 
 def runtime_precision(compiled: Any) -> str:

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.card import Lineage, ModelCard, Normalization
+from edgecnn.card import Lineage, ModelCard, Normalization, class_names_problem
 from edgecnn.config import INPUT_LAYOUTS
 from edgecnn.errors import ConfigError, ModelFileError
+from edgecnn.runtime.guards import MAX_BATCH_BYTES, MAX_PIXELS, MAX_SIDE, size_problem
 from edgecnn.runtime.metadata import PREFIX, InputSpec, ModelMetadata, metadata_props, read_metadata
 
-__all__ = ["LAYOUTS", "ForeignSpec", "metadata_for", "check_against_graph"]
+__all__ = ["LAYOUTS", "ForeignSpec", "metadata_for", "missing_description", "check_against_graph"]
 
 LAYOUTS = INPUT_LAYOUTS
 _ARGUMENTS = (
@@ -46,13 +47,19 @@ def metadata_for(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadat
                 f"{path} carries its own edgecnn metadata; classes=, mean=, std= and layout= are for models without it"
             )
         return check_against_graph(session, path, read_metadata(session, source=str(path)))
-    if foreign.classes is None or foreign.mean is None or foreign.std is None:
+    missing = missing_description(foreign)
+    if missing:
         raise ModelFileError(
-            f"{path} has no edgecnn metadata: pass {_ARGUMENTS} to describe its input, or export "
-            "it with `edgecnn export`",
+            f"{path} has no edgecnn metadata and nothing gives its {', '.join(missing)}: pass {_ARGUMENTS} to "
+            "describe its input, or export it with `edgecnn export`",
             path=path,
         )
     return check_against_graph(session, path, _describe(session, path, foreign))
+
+
+def missing_description(foreign: ForeignSpec) -> list[str]:
+    """What a model without edgecnn metadata still needs described, all at once (layout defaults to NCHW)."""
+    return [name for name in ("classes", "mean", "std") if getattr(foreign, name) is None]
 
 
 def _describe(session: Any, path: Path, foreign: ForeignSpec) -> ModelMetadata:
@@ -93,6 +100,9 @@ def _check_classes(session: Any, path: Path, classes: Sequence[str]) -> None:
     width = output.shape[-1] if output.shape else None
     if len(classes) < 2:
         raise ConfigError(f"classes needs at least 2 names (got {len(classes)})")
+    problem = class_names_problem(classes)
+    if problem:
+        raise ConfigError(f"classes {problem}")
     if isinstance(width, int) and width != len(classes):
         raise ConfigError(f"{path} outputs {width} scores per image but {len(classes)} class names were given")
 
@@ -124,6 +134,7 @@ def check_against_graph(session: Any, path: Path, meta: ModelMetadata) -> ModelM
             f"{expected}, the graph has {graph_input.name!r} {graph_input.type} {dims}",
             path=path,
         )
+    _check_input_size(path, spec.shape)
     scores = outputs[0] if outputs else None
     width = scores.shape[-1] if scores is not None and scores.shape else None
     classes = len(meta.card.class_names)
@@ -139,3 +150,14 @@ def check_against_graph(session: Any, path: Path, meta: ModelMetadata) -> ModelM
             path=path,
         )
     return meta
+
+
+def _check_input_size(path: Path, shape: tuple[int, int, int]) -> None:
+    """The graph's image within the limits every image is held to, before anything of its size is allocated."""
+    channels, height, width = shape
+    if size_problem(width, height) or channels * height * width * 4 > MAX_BATCH_BYTES:
+        raise ModelFileError(
+            f"{path}: its input is {channels}×{height}×{width}, past the limits every image is held to "
+            f"({MAX_PIXELS:,} pixels, {MAX_SIDE:,} a side): nothing of that size is fed to it",
+            path=path,
+        )

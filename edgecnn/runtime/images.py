@@ -26,8 +26,8 @@ framed, so they count per image, not towards MAX_BATCH_BYTES.
 
 from __future__ import annotations
 
-import math
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +37,19 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from edgecnn.errors import ImageError, InputError, describe
+from edgecnn.runtime.guards import (
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    MAX_PIXELS,
+    MAX_SIDE,
+    check_array_size,
+    check_bytes,
+    check_count,
+    checked_array,
+    is_single_image,
+    size_problem,
+    uint8_images,
+)
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -57,15 +70,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".mpo", ".bmp", ".webp", ".tif", ".ti
 # A training or calibration folder's files: those and PGM/PPM (old datasets; torchvision's ImageFolder lists them),
 # which are decoded as pixels though the runtime refuses to be handed such a file (edgecnn.data.folders).
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".ppm", ".pgm")
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image we decode; bombs claim far more
-# A 200-megapixel phone sensor is 16,320 pixels wide (and WEBP stops at 16,383); a longer side is a strip, not a
-# photo, and framing it costs memory by its side (fit="object" pads it to a square: 1×40M pixels asks for petabytes).
-MAX_SIDE = 16_384
-MAX_BATCH = 4096  # images per call: larger batches are refused rather than allocated
-# Array data per call. It holds 4096 RGB images of 256×256 as uint8 (805 MB) or one 40-megapixel RGB photo as float64
-# (960 MB); beyond it conversion alone takes seconds and gigabytes (BENCHMARKS.md, "The input guards").
-MAX_BATCH_BYTES = 1 << 30
-_CHUNK_BYTES = 64 << 20  # float batches are converted this much at a time: bounded temporaries
 CHANNEL_ORDERS = ("rgb", "bgr")
 # What Pillow raises on corrupt data (besides DecompressionBombError): seen fuzzing mutated files of every accepted
 # format (TIFF tags give TypeError) and raised by its parsers (struct.error, IndexError, KeyError, ZeroDivisionError).
@@ -79,12 +83,21 @@ def load_image(
     """Open an image file upright (EXIF applied), refusing formats not in ``formats`` (None: any Pillow decodes,
     for training folders), truncated files and decompression bombs (by the header's pixel count, before decoding)."""
     with _pil_errors(str(path), "not a readable image", path):
+        _refuse_special(path)
         image = Image.open(path)
     try:
         return checked_image(image, max_pixels=max_pixels, path=path, first_frame=True, formats=formats)
     except BaseException:
         image.close()  # a folder of broken files must not hold one open file each until the collector runs
         raise
+
+
+def _refuse_special(path: str | os.PathLike[str]) -> None:
+    """A folder, a FIFO (whose open waits for a writer, for ever), a device or a socket is not an image file."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ImageError(f"{path}: {kind}, not an image file", path=path)
 
 
 def checked_image(
@@ -102,7 +115,7 @@ def checked_image(
     if image.format is not None and formats is not None and image.format not in formats:
         raise ImageError(f"{name}: {image.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}", path=path)
     width, height = image.size
-    problem = _size_problem(width, height, max_pixels)
+    problem = size_problem(width, height, max_pixels)
     if problem:
         raise ImageError(f"{name}: {problem}", path=path)
     with _pil_errors(name, f"truncated or corrupt {image.format or image.mode} image", path):
@@ -132,14 +145,14 @@ def image_batch(images: Any, *, channels: int = 1, channel_order: str = "rgb") -
     if isinstance(images, (list, tuple)):
         if not images:
             raise InputError("got an empty batch: pass at least one image")
-        _check_count(len(images))
-        _check_bytes(sum(item.nbytes for item in images if isinstance(item, np.ndarray)))  # before any work
+        check_count(len(images))
+        check_bytes(sum(item.nbytes for item in images if isinstance(item, np.ndarray)))  # before any work
         return len(images), _list_images(images, channel_order)
-    array = _checked_array(images)
-    single = array.ndim == 2 or (array.ndim == 3 and _is_single_image(array, channels))
+    array = checked_array(images)
+    single = array.ndim == 2 or (array.ndim == 3 and is_single_image(array, channels))
     batch = array[None] if single else array
-    _check_array_size(batch, 0)
-    return len(batch), (_from_array(one, channel_order) for one in _uint8_images(batch))
+    check_array_size(batch, 0)
+    return len(batch), (_from_array(one, channel_order) for one in uint8_images(batch))
 
 
 def _list_images(items: list[Any] | tuple[Any, ...], channel_order: str) -> Iterator[np.ndarray]:
@@ -148,11 +161,11 @@ def _list_images(items: list[Any] | tuple[Any, ...], channel_order: str) -> Iter
         if isinstance(item, (Image.Image, str, os.PathLike)):
             yield _pil_item(item)
             continue
-        array = _checked_array(item)
+        array = checked_array(item)
         if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4))):
             raise InputError(f"a list holds single images (H×W or H×W×C); got an item of shape {array.shape}")
-        used = _check_array_size(array[None], used)
-        yield from (_from_array(one, channel_order) for one in _uint8_images(array[None]))
+        used = check_array_size(array[None], used)
+        yield from (_from_array(one, channel_order) for one in uint8_images(array[None]))
 
 
 def _pil_item(item: Image.Image | str | os.PathLike[str]) -> np.ndarray:
@@ -179,60 +192,13 @@ def _pil_errors(name: str, failure: str, path: str | os.PathLike[str] | None) ->
         raise ImageError(f"{name}: {failure} ({describe(exc)})", path=path) from exc
 
 
-def _size_problem(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
-    """Why an image of this size is refused (None: it is not). The one size rule for arrays and PIL images."""
-    if width == 0 or height == 0:
-        return f"an empty image ({width}×{height} pixels): pass an image with pixels"
-    if width * height > max_pixels:
-        return f"{width}×{height} pixels exceeds the {max_pixels:,}-pixel limit per image: downscale it first"
-    if max(width, height) > MAX_SIDE:
-        return f"{width}×{height} pixels exceeds the {MAX_SIDE:,}-pixel limit per side: crop or downscale it first"
-    return None
-
-
-def _check_count(count: int) -> None:
-    if count > MAX_BATCH:
-        raise InputError(f"batch of {count} images exceeds the limit of {MAX_BATCH}: pass smaller batches")
-
-
-def _check_array_size(batch: np.ndarray, used: int) -> int:
-    """N×H×W(×C) → the bytes used so far with this batch's; refused from the shape alone, before any copy."""
-    _check_count(len(batch))
-    problem = _size_problem(batch.shape[2], batch.shape[1])
-    if problem:
-        raise InputError(f"an image of {problem}" if problem[0].isdigit() else problem)
-    return _check_bytes(used + math.prod(batch.shape) * batch.itemsize)
-
-
-def _check_bytes(used: int) -> int:
-    if used > MAX_BATCH_BYTES:
-        raise InputError(
-            f"the images hold {used / 2**20:,.0f} MiB of array data, over the limit of {MAX_BATCH_BYTES >> 20:,} MiB "
-            "per call: pass smaller batches, smaller images, or uint8 pixels rather than floats"
-        )
-    return used
-
-
-def _is_single_image(array: np.ndarray, channels: int) -> bool:
-    """3-D: H×W×C (one image) or N×H×W (a batch of grey images)? Refuse what could be either."""
-    first, last = array.shape[0], array.shape[-1]
-    could_be_channels_first = first in (3, 4) and channels > 1
-    if last in (1, 3, 4) and first not in (1, 3, 4):
-        return True
-    if last not in (1, 3, 4) and not could_be_channels_first:
-        return False
-    raise InputError(
-        f"an array of shape {array.shape} is ambiguous: one image is H×W×C (channels last) or H×W, a batch "
-        "N×H×W or N×H×W×C; a channels-first C×H×W image needs .transpose(1, 2, 0), and a list of arrays "
-        "is always read as one image per item"
-    )
-
-
 def _from_pil(image: Image.Image, name: str, path: str | os.PathLike[str] | None) -> np.ndarray:
     """A checked, decoded PIL image → uint8 L or RGB pixels (the modes as the module docstring says)."""
     with _pil_errors(name, f"cannot convert a {image.mode} image to L or RGB; save it as RGB or greyscale", path):
         if image.mode.startswith("I;16"):  # 16-bit grey: Pillow's own conversion would clip it to white
             return (np.asarray(image) >> 8).astype(np.uint8)
+        if image.mode == "F" and not np.isfinite(np.asarray(image)).all():  # Pillow would make NaN 0 and inf 255
+            raise ImageError(f"{name}: a float (mode F) image holding NaN or infinite values", path=path)
         if image.mode == "La":
             image = image.convert("LA")  # premultiplied grey: Pillow converts it to LA only
         if image.has_transparency_data:
@@ -253,45 +219,3 @@ def _from_array(array: np.ndarray, channel_order: str) -> np.ndarray:
     if array.shape[-1] == 4:  # alpha onto white, in the same integer arithmetic as Pillow's composite
         return _from_pil(Image.fromarray(np.ascontiguousarray(array)), "an RGBA array", None)
     return np.ascontiguousarray(array)
-
-
-def _checked_array(images: Any) -> np.ndarray:
-    """Anything array-like → an ndarray of an accepted dtype and rank, without copying an ndarray."""
-    try:
-        array = np.asarray(images)
-    except PIL_ERRORS as exc:  # ragged lists (ValueError), and whatever an object's __array__ raises
-        raise InputError(f"cannot read the input as an array: {describe(exc)}") from exc
-    if array.dtype == object:
-        raise InputError("images must be uint8 or float arrays of one shape (got ragged or mixed data)")
-    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
-        raise InputError(
-            f"images must be uint8 (0–255) or float (0–1) arrays; got dtype {array.dtype}: convert it first, "
-            "e.g. (x // 256).astype(np.uint8) for 16-bit pixels or x.astype(np.uint8) * 255 for a bool mask"
-        )
-    if array.ndim not in (2, 3, 4):
-        raise InputError(f"images must be H×W, H×W×C, N×H×W or N×H×W×C arrays; got shape {array.shape}")
-    if array.ndim == 4 and array.shape[-1] not in (1, 3, 4):
-        raise InputError(f"N×H×W×C arrays need 1, 3 or 4 channels last; got shape {array.shape}")
-    if array.size == 0:
-        raise InputError(f"got an empty batch or image (shape {array.shape}): pass at least one image with pixels")
-    return array
-
-
-def _uint8_images(batch: np.ndarray) -> Iterator[np.ndarray]:
-    """N×H×W(×C) uint8 or [0, 1] float → its uint8 images, floats checked and converted a chunk at a time."""
-    if batch.dtype == np.uint8:
-        yield from batch
-        return
-    step = max(1, _CHUNK_BYTES // batch[0].nbytes)
-    for start in range(0, len(batch), step):
-        yield from _floats_to_uint8(batch[start : start + step])
-
-
-def _floats_to_uint8(array: np.ndarray) -> np.ndarray:
-    if not np.isfinite(array).all():
-        raise InputError("images contain NaN or infinite values")
-    low, high = array.min(), array.max()
-    if low < 0 or high > 1:
-        found = f"{low:.3g}…{high:.3g}"
-        raise InputError(f"float images must lie in [0, 1] (got {found}); pass uint8 arrays for 0–255 pixels")
-    return np.rint(array * 255).astype(np.uint8)

@@ -28,7 +28,16 @@ from edgecnn.errors import ConfigError, ModelFileError, describe
 from edgecnn.files import atomic_path, checkpoint_path
 from edgecnn.training.architectures import create
 
-__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_weights", "capture_rng", "restore_rng"]
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "nonfinite_tensors",
+    "capture_rng",
+    "restore_rng",
+]
 
 FORMAT = "edgecnn-checkpoint-3"
 _LOAD_ERRORS = (
@@ -153,6 +162,10 @@ def _check_fields(state: dict[str, Any], path: Path, card: ModelCard, config: Tr
             problems.append(f"{name} must map parameter names to tensors")
     if not isinstance(state["optimizer_state"], dict) or not isinstance(state["rng"], dict):
         problems.append("optimizer_state and rng must be mappings")
+    for name in ("model_state", "last_state", "optimizer_state"):
+        broken = nonfinite_tensors(state[name]) if not problems else []
+        if broken:  # refused at load: export, verify and --resume alike
+            problems.append(f"{name} holds NaN or infinite values in {', '.join(broken[:3])}")
     if problems:
         raise ModelFileError(f"{path} is malformed: {'; '.join(problems)}", path=path)
 
@@ -173,17 +186,22 @@ def _checked_position(position: Any, path: Path) -> dict[str, Any] | None:
     return position
 
 
+def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """The names of the float tensors holding NaN or inf in ``state``, a model's or an optimizer's (nested: an
+    optimizer's moments are ``state.0.exp_avg``)."""
+    if isinstance(state, torch.Tensor):
+        return [prefix or "tensor"] if state.is_floating_point() and not torch.isfinite(state).all() else []
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else ()
+    return [name for key, value in items for name in nonfinite_tensors(value, f"{prefix}.{key}".lstrip("."))]
+
+
 def load_weights(module: nn.Module | torch.optim.Optimizer, state: Any, *, what: str) -> None:
     """``load_state_dict`` whose every failure (missing or extra keys, shapes, types) is a ModelFileError,
     and whose weights must be finite: a checkpoint never turns into a model that returns NaN."""
-    if isinstance(module, nn.Module) and isinstance(state, dict):
-        broken = [
-            k
-            for k, v in state.items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
-        ]
-        if broken:
-            raise ModelFileError(f"{what} hold NaN or infinite values ({', '.join(broken[:3])})")
+    broken = nonfinite_tensors(state)
+    if broken:
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        raise ModelFileError(f"{what} hold NaN or infinite values ({', '.join(broken[:3])}{more})")
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:

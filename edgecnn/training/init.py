@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgecnn.errors import ConfigError, ModelFileError, describe
+from edgecnn.training.checkpoint import nonfinite_tensors
 
 __all__ = ["load_initial_weights", "apply_initial_weights"]
 
@@ -34,6 +35,14 @@ def load_initial_weights(spec: str, arch: str) -> dict[str, torch.Tensor]:
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"--init {spec}: {path} is not a readable safetensors file ({describe(exc)})") from exc
+    broken = nonfinite_tensors(state)
+    if broken:  # they would train on, and the divergence would be blamed on the learning rate
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        raise ModelFileError(
+            f"--init {spec}: {path} holds NaN or infinite values in {', '.join(broken[:3])}{more}; "
+            "start from finite weights",
+            path=path,
+        )
     saved_arch = _header_arch(header)
     if saved_arch is not None and saved_arch != arch:
         raise ConfigError(f"--init {spec} holds {saved_arch} weights, not {arch}'s; train with --arch {saved_arch}")

@@ -72,14 +72,26 @@ def test_quantize_a_plain_torch_export_with_fashion_calibration(plain_onnx, tmp_
     assert agree >= 0.98
 
 
+def test_dynamic_needs_no_labelled_data_and_says_what_it_was_judged_on(plain_onnx, tmp_path):
+    config = QuantizeConfig(mode="dynamic", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,), **QUICK)
+    report = quantize_onnx(plain_onnx, tmp_path / "d.onnx", config)
+    assert report.mode == "dynamic" and report.parity.passed and report.parity.reference == "fp32 onnx"
+    assert report.parity.samples == QUICK["parity_samples"] and report.accuracy["fp32"] == 1.0
+    assert any("seeded random inputs (no labelled data given" in w for w in report.warnings)
+    saved = json.loads((tmp_path / "d.report.json").read_text())
+    assert saved["warnings"] == list(report.warnings)
+
+
 def test_quantize_refuses_what_it_cannot_prove(plain_onnx, tmp_path):
     with pytest.raises(ModelFileError, match="mean="):  # no metadata and no normalization given
         quantize_onnx(plain_onnx, tmp_path / "a.onnx", QuantizeConfig(mode="dynamic", calibration="fashion-mnist"))
-    with pytest.raises(ConfigError, match="--calibration"):  # nothing to prove parity on
+    with pytest.raises(ModelFileError, match=r"classes= \(--classes\), mean= \(--mean\), std= \(--std\), calib"):
+        quantize_onnx(plain_onnx, tmp_path / "b.onnx", QuantizeConfig(mode="static"))  # all it lacks, at once
+    with pytest.raises(ModelFileError, match=r"give calibration= \(--calibration"):  # nothing to calibrate on
         quantize_onnx(
             plain_onnx,
             tmp_path / "b.onnx",
-            QuantizeConfig(mode="dynamic", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,)),
+            QuantizeConfig(mode="static", classes=tuple("abcdefghij"), mean=(0.5,), std=(0.5,)),
         )
     # calibrated on one image, the activation ranges clip most others (measured: ~90 % agreement, a 6 pp
     # drop) whichever the method, against a budget of 0 pp: the gate refuses it, naming each method's

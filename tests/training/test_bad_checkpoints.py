@@ -75,6 +75,10 @@ LIES = {
     "shape of two": _set("card.input_shape", [28, 28]),
     "std zero": _set("card.normalization.std", [0.0]),
     "optimizer state text": _set("optimizer_state", "adam"),
+    "optimizer moment inf": lambda s: {
+        **s,
+        "optimizer_state": {**s["optimizer_state"], "state": {0: {"exp_avg": torch.tensor([math.inf])}}},
+    },
 }
 # the last epoch's weights only matter to a resumed run (build_model takes the chosen ones)
 RESUME_LIES = {
@@ -94,6 +98,16 @@ def test_a_lying_checkpoint_is_refused_before_it_becomes_a_model(lie, state, tmp
     path = _save(LIES[lie](copy.deepcopy(state)), tmp_path / "checkpoint.pt")
     with pytest.raises(EdgeCNNError):
         load_checkpoint(path).build_model()
+
+
+@pytest.mark.parametrize(
+    "lie, named", [("NaN weight", "model_state holds"), ("optimizer moment inf", "optimizer_state holds")]
+)
+def test_nan_or_inf_is_refused_at_load_naming_the_tensor(lie, named, state, tmp_path):
+    path = _save(LIES[lie](copy.deepcopy(state)), tmp_path / "checkpoint.pt")
+    tensor = "state.0.exp_avg" if lie.startswith("optimizer") else r"[\w.]+weight"
+    with pytest.raises(ModelFileError, match=f"{named} NaN or infinite values in {tensor}"):
+        load_checkpoint(path)
 
 
 def test_a_flipped_bit_in_the_weights_fails_the_checksum(state, tmp_path):

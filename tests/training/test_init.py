@@ -76,6 +76,22 @@ def test_init_refuses_weights_of_another_net_and_bad_files(tmp_path, fashion):
         load_initial_weights("zoo:fashion_bn:int8", "fashion_bn")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_init_refuses_weights_with_nan_or_inf_naming_the_tensor(tmp_path, checkpoints, bad):
+    from conftest import run_cli
+
+    state = {k: v.clone().contiguous() for k, v in load_checkpoint(checkpoints("tiny")).model_state.items()}
+    name = sorted(state)[-1]
+    state[name].view(-1)[0] = bad
+    save_file(state, tmp_path / "bad.safetensors")
+    with pytest.raises(ModelFileError, match=f"NaN or infinite values in {name}"):
+        load_initial_weights(str(tmp_path / "bad.safetensors"), "tiny")
+    train = ("train", "--arch", "tiny", "--dataset", "mnist", "--epochs", "1", "--limit-train", "300")
+    proc = run_cli(*train, "--init", str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and name in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_resumed_run_takes_its_weights_from_its_checkpoint_not_from_init(tmp_path, fashion, checkpoints):
     saved = load_checkpoint(checkpoints("tiny", "fashion-mnist"))
     path = tmp_path / "start.safetensors"
