@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import describe
+from edgecnn.errors import WriteError, describe
 from edgecnn.files import atomic_path
 from edgecnn.runtime.backends import OPENVINO_PRECISIONS
 from edgecnn.runtime.fingerprint import Fingerprint, read_fingerprint
@@ -138,7 +138,7 @@ def write_entry(choice: TunedChoice, root: Path | None = None) -> tuple[Path | N
     try:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(choice.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    except OSError as exc:
+    except (OSError, WriteError) as exc:  # WriteError: atomic_path's word for its own OSError
         why = f"the tuning cache {path.parent} cannot be written ({describe(exc)}): tuned, not cached"
         _log.debug(why)
         return None, why

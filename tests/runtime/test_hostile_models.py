@@ -139,6 +139,9 @@ def test_ctrl_c_stops_a_model_that_never_finishes(tmp_path, photo, command):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background (CI, `cmd &`) runs with SIGINT ignored, which children inherit: a
+        # terminal's Ctrl-C reaches a foreground command with the default disposition, so the test restores it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_until_running(proc)
