@@ -188,7 +188,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.mark.parametrize("budget", [0.3, 1.0, 5.0])
+@pytest.mark.parametrize("budget", [0.3, 1.5])
 def test_tuning_keeps_within_its_budget_on_a_fake_clock(budget):
     files = zoo_variant_files(f"zoo:{NET}")
     clock = FakeClock(step=2e-4)
@@ -259,27 +259,29 @@ def test_tune_refuses_bad_options_in_one_line(tmp_path):
     assert missing.returncode == 1 and "no model file" in missing.stderr
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda data: "{not json",
-        lambda data: json.dumps({**data, "schema": 99}),
-        lambda data: json.dumps({**data, "threads": "two"}),
-        lambda data: json.dumps({**data, "backend": "tensorrt"}),
-        lambda data: json.dumps({**data, "file": "../../etc/passwd"}),
-        lambda data: json.dumps({**data, "machine": {**data["machine"], "cpu": "another CPU"}}),
-        lambda data: json.dumps({**data, "file_sha256": "0" * 64}),
-    ],
-    ids=["broken-json", "schema", "threads-type", "unknown-backend", "path-in-name", "other-machine", "other-file"],
-)
-def test_a_damaged_or_foreign_entry_is_no_entry_and_is_replaced(cache, count_tunings, damage):
+DAMAGE = {
+    "broken-json": lambda data: "{not json",
+    "schema": lambda data: json.dumps({**data, "schema": 99}),
+    "threads-type": lambda data: json.dumps({**data, "threads": "two"}),
+    "unknown-backend": lambda data: json.dumps({**data, "backend": "tensorrt"}),
+    "path-in-name": lambda data: json.dumps({**data, "file": "../../etc/passwd"}),
+    "other-machine": lambda data: json.dumps({**data, "machine": {**data["machine"], "cpu": "another CPU"}}),
+    "other-file": lambda data: json.dumps({**data, "file_sha256": "0" * 64}),
+}
+
+
+def test_a_damaged_or_foreign_entry_is_no_entry_and_is_replaced(cache, count_tunings):
+    """Each kind of damage is no entry; the Predictor then tunes again and rewrites the entry whole."""
     Predictor.from_zoo(NET)
     [entry] = _entries(cache)
     good = json.loads(entry.read_text())
-    entry.write_text(damage(good))
-    again = Predictor.from_zoo(NET)
+    for name, damage in DAMAGE.items():
+        entry.write_text(damage(good))
+        assert read_entry(good["candidates"], this_machine(), root=cache) is None, name
+    again = Predictor.from_zoo(NET)  # the last damage in place: a real tuning replaces it
     assert len(count_tunings) == 2 and again.engine.origin.startswith("tuned now")
     assert json.loads(entry.read_text())["schema"] == good["schema"], "the tuning rewrote the entry whole"
+    assert read_entry(good["candidates"], this_machine(), root=cache) is not None
 
 
 def test_info_shows_the_decision_in_force_without_tuning(tmp_path):
