@@ -139,21 +139,22 @@ def lying_png(path: Path, side: int = 60000) -> None:
     path.write_bytes(bytes(data))
 
 
-def plain_torch_export(model, path: Path, *, external_data: bool = True) -> Path:
-    """``model`` exported the way a user does it with torch alone: no edgecnn metadata, a dynamic batch, and
-    (torch's default) weights in a ``.data`` file beside it unless ``external_data=False``."""
+def plain_torch_export(model, path: Path, *, external_data: bool = True, fixed_batch: bool = False) -> Path:
+    """``model`` exported the way a user does it with torch alone: no edgecnn metadata, a dynamic batch (or with
+    ``fixed_batch`` one image at a time, as many exporters write it), and (torch's default) weights in a
+    ``.data`` file beside it unless ``external_data=False``."""
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     torch.onnx.export(
         model,
-        (torch.zeros(2, 1, 28, 28),),
+        (torch.zeros(1 if fixed_batch else 2, 1, 28, 28),),
         str(path),
         dynamo=True,
         opset_version=18,
         input_names=["input"],
         output_names=["logits"],
-        dynamic_shapes=({0: batch},),
+        dynamic_shapes=None if fixed_batch else ({0: batch},),
         external_data=external_data,
     )
     return path

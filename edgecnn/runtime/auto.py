@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.config import BATCH_SIZE_HINT
+from edgecnn.errors import EdgeCNNError
 from edgecnn.files import known_sha256
 from edgecnn.runtime.backends import recorded_backend
 from edgecnn.runtime.fingerprint import read_fingerprint, this_machine
@@ -128,14 +129,18 @@ def choose_auto(
         recorded = isinstance(quantization.get("auto"), Mapping)
         what = "recorded by auto on another machine" if recorded else "no choice recorded"
         return AutoChoice(path, backend, hint, None, None, f"{what}, used as is: {backend}; not tuned here ({why})")
-    tuning = tune(
-        files,
-        primary,
-        batch_size_hint=BATCH_SIZE_HINT,
-        budget=PREDICTOR_BUDGET,
-        threads=pinned_threads,
-        metadata=metadata,
-    )
+    try:
+        tuning = tune(
+            files,
+            primary,
+            batch_size_hint=BATCH_SIZE_HINT,
+            budget=PREDICTOR_BUDGET,
+            threads=pinned_threads,
+            metadata=metadata,
+        )
+    except EdgeCNNError as exc:  # the file still runs as it is: say why it was not tuned, and run it
+        backend, hint = recorded_backend(path, quantization, provider)
+        return AutoChoice(path, backend, hint, None, None, f"not tuned here ({exc}): {backend}, as recorded")
     written, why_not = to_cache(tuning, pinned_threads)
     row = tuning.decision.row
     origin = f"tuned now on this machine in {tuning.elapsed_s:.2f} s: {row.candidate}; " + (

@@ -33,15 +33,24 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config import BATCH_SIZE_HINT, MAX_ACCURACY_DROP
-from edgecnn.errors import ModelFileError, ProviderError
-from edgecnn.runtime.backends import onnxruntime_engine, openvino_engine, require_openvino
-from edgecnn.runtime.candidates import openvino_options
+from edgecnn.errors import ModelFileError, ProviderError, describe
+from edgecnn.runtime.backends import onnxruntime_engine
+from edgecnn.runtime.candidates import (
+    has_openvino,
+    open_ort,
+    open_ov,
+    openvino_options,
+    policy_threads,
+    thread_ladder,
+    thread_variant,
+    thread_variants,
+)
 from edgecnn.runtime.fastest import SETTLE, AutoDecision, Contender, batched_logits, decide, judged_row
 from edgecnn.runtime.gates import FP32_MAX_ABS, Gates, gates_for_precision
 from edgecnn.runtime.metadata import ModelMetadata, read_metadata
 from edgecnn.runtime.probe import Probe, probe_for
 from edgecnn.runtime.session import open_session, physical_cores
-from edgecnn.runtime.threads import default_spinning, default_threads
+from edgecnn.runtime.threads import default_spinning
 from edgecnn.runtime.timing import Clock, measure_interleaved, summarize
 
 __all__ = ["PREDICTOR_BUDGET", "Tuning", "thread_ladder", "tune"]
@@ -83,16 +92,6 @@ class Tuning:
         }
 
 
-def thread_ladder(cores: int) -> tuple[int, ...]:
-    """1, 2, 4 … and ``cores`` itself: the thread counts worth timing on a machine with ``cores`` cores."""
-    ladder = {cores}
-    n = 1
-    while n < cores:
-        ladder.add(n)
-        n *= 2
-    return tuple(sorted(ladder))
-
-
 def tune(
     files: Mapping[str, Path],
     primary: str,
@@ -110,16 +109,18 @@ def tune(
     ``metadata``: the primary file's, when the caller holds it (a file without edgecnn metadata: the
     caller's description of it); else read from the file."""
     start = clock()
-    search = _Search(start, budget, clock, batch_size_hint)
-    ort_threads = threads or _policy_threads("onnxruntime")
+    ort_threads = threads or policy_threads("onnxruntime")
     anchor = open_session(files[primary], threads=ort_threads, spinning=default_spinning())
     probe = probe_for(metadata or read_metadata(anchor, source=str(files[primary])))
+    one_at_a_time = _fixed_batch(onnxruntime_engine(anchor, "cpu", primary), probe, files[primary])
+    batch_size_hint = 1 if one_at_a_time else batch_size_hint  # a graph whose batch axis is fixed at 1
+    search = _Search(start, budget, clock, batch_size_hint, probe_batch=1 if one_at_a_time else 256)
     if probe.labels is None:  # siblings differ in precision: without labels they cannot be judged
         files = {primary: files[primary]}
     reference = "none" if probe.labels is not None and "none" in files else primary
     gates = functools.partial(_gates, max_accuracy_drop if probe.labels is not None else None)
     for mode, path in files.items():  # the onnxruntime configurations at the thread policy: always
-        search.admit(_ort(mode, path, ort_threads, gates, anchor if mode == primary else None), probe)
+        search.admit(open_ort(mode, path, ort_threads, gates, anchor if mode == primary else None), probe)
     _open_the_rest(search, files, probe, reference, gates, threads, backends)
     latency = search.time(search.passing(reference), probe)
     unmeasured = {"1": math.nan, str(batch_size_hint): math.nan}  # failed its gates on the probe: not timed
@@ -142,16 +143,16 @@ def _open_the_rest(
 ) -> None:
     """OpenVINO's configurations (the files' own precision first), then the thread variants of every one that
     passes (fastest first): each only while the budget allows."""
-    ov_threads = threads or _policy_threads("openvino")
-    options = [(m, h) for m in files for h in openvino_options(m)] if _has_openvino(backends) else []
+    ov_threads = threads or policy_threads("openvino")
+    options = [(m, h) for m in files for h in openvino_options(m)] if has_openvino(backends) else []
     for mode, hint in sorted(options, key=lambda option: option[1] != "f32"):
         name = f"{mode}@openvino" + ("" if hint == "f32" else f":{hint}")
-        search.consider(name, mode, probe, lambda m=mode, h=hint: _ov(m, files[m], h, ov_threads, gates))
+        search.consider(name, mode, probe, lambda m=mode, h=hint: open_ov(m, files[m], h, ov_threads, gates))
     ladder = (threads,) if threads else thread_ladder(physical_cores())
     for base in search.passing(reference):
-        for count, spinning in _variants(base, ladder):
+        for count, spinning in thread_variants(base, ladder):
             name = f"{base.name} t{count}" + ("" if spinning or count == 1 else " no-spin")
-            search.consider(name, base.name, probe, lambda b=base, t=count, s=spinning: _variant(b, t, s, gates))
+            search.consider(name, base.name, probe, lambda b=base, t=count, s=spinning: thread_variant(b, t, s, gates))
 
 
 def _gates(max_accuracy_drop: float | None, precision: str) -> Gates:
@@ -162,8 +163,8 @@ def _gates(max_accuracy_drop: float | None, precision: str) -> Gates:
 class _Search:
     """The configurations opened so far, their probe logits, and the budget's bookkeeping."""
 
-    def __init__(self, start: float, budget: float | None, clock: Clock, hint: int) -> None:
-        self.clock, self.budget, self.hint = clock, budget, hint
+    def __init__(self, start: float, budget: float | None, clock: Clock, hint: int, probe_batch: int) -> None:
+        self.clock, self.budget, self.hint, self.probe_batch = clock, budget, hint, probe_batch
         self.open_until = math.inf if budget is None else start + budget * (1 - TIMING_SHARE)
         self.deadline = math.inf if budget is None else start + budget
         self.contenders: list[Contender] = []
@@ -175,7 +176,13 @@ class _Search:
         if contender is None:
             return
         started = self.clock()
-        self.logits[contender.name] = batched_logits(contender.engine.run, probe.feed)
+        try:
+            self.logits[contender.name] = batched_logits(contender.engine.run, probe.feed, self.probe_batch)
+        except contender.engine.errors as exc:  # this configuration cannot run the probe: the others still stand
+            if not self.contenders:  # the file itself on onnxruntime: nothing to compare with
+                raise ProviderError(f"onnxruntime cannot run the probe through it: {describe(exc)}") from exc
+            self.left_out.append(f"{contender.name}: {describe(exc)}")
+            return
         self.per_image[contender.name] = max((self.clock() - started) / len(probe.feed), 0.0)
         self.contenders.append(contender)
 
@@ -239,6 +246,19 @@ class _Search:
         return result
 
 
+def _fixed_batch(engine: Any, probe: Probe, path: Path) -> bool:
+    """Whether the graph takes one image at a time only (a batch axis fixed at 1, as some exporters write it)."""
+    try:
+        engine.run(probe.feed[:2])
+    except engine.errors:
+        try:
+            engine.run(probe.feed[:1])
+        except engine.errors as exc:
+            raise ProviderError(f"onnxruntime cannot run {path.name} on the tuning probe: {describe(exc)}") from exc
+        return True
+    return False
+
+
 def _passes(contender: Contender, ours: np.ndarray, theirs: np.ndarray) -> bool:
     agreement = float((ours.argmax(1) == theirs.argmax(1)).mean())
     max_abs = float(np.abs(ours - theirs).max())
@@ -246,52 +266,3 @@ def _passes(contender: Contender, ours: np.ndarray, theirs: np.ndarray) -> bool:
     if gates.max_accuracy_drop_pp is not None:  # judged fully in the table; here only what logits alone say
         gates = Gates(min_agreement=gates.min_agreement, max_abs=gates.max_abs)
     return not gates.failures(max_abs=max_abs, agreement=agreement, reference_accuracy=0.0, accuracy=0.0)
-
-
-def _policy_threads(backend: str) -> int:
-    return default_threads(backend) or physical_cores()
-
-
-def _has_openvino(backends: Sequence[str] | None) -> bool:
-    if backends is not None and "openvino" not in backends:
-        return False
-    try:
-        require_openvino()
-    except ProviderError:
-        if backends is not None:
-            raise
-        return False
-    return True
-
-
-def _ort(mode: str, path: Path, threads: int, gates: Callable[[str], Gates], session: Any = None) -> Contender:
-    spinning = default_spinning()
-    session = session or open_session(path, threads=threads, spinning=spinning)
-    engine = onnxruntime_engine(session, "cpu", mode)
-    return Contender(mode, mode, path, engine, gates(engine.precision), threads=threads, spinning=spinning)
-
-
-def _ov(mode: str, path: Path, hint: str, threads: int, gates: Callable[[str], Gates]) -> Contender | None:
-    engine = openvino_engine(path, precision=hint, threads=threads)
-    if hint != "f32" and engine.precision != hint:  # not computed in that precision on this CPU
-        return None
-    name = f"{mode}@openvino" + ("" if hint == "f32" else f":{hint}")
-    return Contender(name, mode, path, engine, gates(engine.precision), hint=hint, threads=threads, spinning=False)
-
-
-def _variants(base: Contender, ladder: Sequence[int]) -> list[tuple[int, bool]]:
-    """The thread counts of ``ladder`` (and spinning) to try for ``base`` beside its own."""
-    if base.engine.backend == "openvino":
-        return [(t, False) for t in ladder if t != base.threads]
-    tried = {(base.threads, base.spinning if base.threads > 1 else True)}
-    options = [(t, s) for t in ladder for s in ((True,) if t == 1 else (True, False))]
-    return [(t, s) for t, s in options if (t, s) not in tried]
-
-
-def _variant(base: Contender, threads: int, spinning: bool, gates: Callable[[str], Gates]) -> Contender | None:
-    name = f"{base.name} t{threads}" + ("" if spinning or threads == 1 else " no-spin")
-    if base.engine.backend == "openvino":
-        engine = openvino_engine(base.path, precision=base.hint, threads=threads)
-    else:
-        engine = onnxruntime_engine(open_session(base.path, threads=threads, spinning=spinning), "cpu", base.mode)
-    return Contender(name, base.mode, base.path, engine, gates(engine.precision), base.hint, threads, spinning)

@@ -327,3 +327,18 @@ def test_any_json_in_an_entry_is_read_as_no_entry_or_a_valid_one(data, keys):
     parsed = _parse(real)
     assert parsed is None or (isinstance(parsed.threads, int) and parsed.backend in ("onnxruntime", "openvino"))
     assert _parse(data) is None or isinstance(data, dict)
+
+
+def test_a_graph_that_takes_one_image_at_a_time_is_tuned_at_batch_1(cache, tmp_path, checkpoints):
+    """A foreign file exported with a fixed batch of 1 (as many exporters write one): the tuning runs the probe and
+    times one image at a time, and the Predictor still answers; nothing fails at the hint batch."""
+    from conftest import plain_torch_export
+
+    from edgecnn.training.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoints("tiny")).build_model().eval()
+    path = plain_torch_export(model, tmp_path / "fixed.onnx", external_data=False, fixed_batch=True)
+    predictor = Predictor(path, classes=[str(i) for i in range(10)], mean=[0.1307], std=[0.3081])
+    tuning = predictor.auto.tuning
+    assert tuning is not None and tuning.decision.batch_size_hint == 1, predictor.engine.origin
+    assert predictor.logits(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 10)
