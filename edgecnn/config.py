@@ -6,15 +6,12 @@ namespace. Each default says why it is what it is.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
-from edgecnn.fields import check_fields
+from edgecnn.fields import check_fields, config_from_dict, config_to_dict, config_to_json
 
 __all__ = [
     "TrainConfig",
@@ -36,6 +33,7 @@ __all__ = [
     "BATCH_SIZE_HINT",
     "MAX_ACCURACY_DROP",
     "TuneConfig",
+    "CheckConfig",
     "FIT_MODES",
     "INPUT_LAYOUTS",
     "SCHEDULES",
@@ -184,6 +182,22 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class CheckConfig:
+    """What `edgecnn check` runs on the targets, and the gates (runtime/checking.py, runtime/targets.py)."""
+
+    targets: tuple[str, ...] = ("all",)  # target names (`edgecnn targets` lists them), or all
+    data: str | None = None  # mnist, fashion-mnist or a folder of class folders; None: the model card's dataset
+    samples: int = 1000  # labelled test images, prepared once here, run on every target (the zoo: 2,000)
+    max_accuracy_drop: float = MAX_ACCURACY_DROP
+    reference: str | None = None  # an fp32 .onnx file to judge against; None: the zoo net's fp32, else the file
+
+    def __post_init__(self) -> None:
+        problems = check_fields(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """What `edgecnn bench` measures and how long."""
 
@@ -263,23 +277,6 @@ def auto_backend_problems(backends: tuple[str, ...] | None) -> list[str]:
     return []
 
 
-C = TypeVar("C")
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain data (str/int/float/None) for JSON files and checkpoints."""
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Rebuild a config, refusing unknown keys so a typo never passes silently."""
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    return cls(**data)
-
-
 def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
     """--data-root, else $EDGECNN_DATA, else the user cache dir (where downloads go)."""
     if data_root:
@@ -289,8 +286,3 @@ def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "edgecnn" / "datasets"
-
-
-def config_to_json(config: Any) -> str:
-    """Sorted, indented JSON of a config (what run folders and the test cache key hold)."""
-    return json.dumps(config_to_dict(config), indent=2, sort_keys=True)

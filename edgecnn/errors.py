@@ -13,6 +13,7 @@
     ├── ExportError              torch → ONNX conversion or its checks failed
     ├── ParityError              the exported model disagrees with torch beyond the gates (.report)
     ├── ProviderError            an onnxruntime execution provider is unavailable or failed
+    ├── TargetError              a check target (QEMU, the arm64 root, Node) cannot be made or did not run
     ├── DependencyError          an optional dependency is missing (the message names the extra)
     └── InputError               input handed to the runtime is invalid (dtype, shape, NaN, …)
         └── ImageError           an image file cannot be decoded or is refused (format, size) (.path)
@@ -42,6 +43,7 @@ __all__ = [
     "ExportError",
     "ParityError",
     "ProviderError",
+    "TargetError",
     "DependencyError",
     "InputError",
     "ImageError",
@@ -126,6 +128,10 @@ class ParityError(EdgeCNNError):
 
 class ProviderError(EdgeCNNError):
     """An onnxruntime execution provider is unavailable or did not run."""
+
+
+class TargetError(EdgeCNNError):
+    """A check target cannot be made here, or did not run (QEMU, the arm64 root, Node, onnxruntime-web)."""
 
 
 class DependencyError(EdgeCNNError):

@@ -1,12 +1,16 @@
-"""Type and range checks of the config dataclasses' numeric fields, by field name, for every config."""
+"""Type and range checks of the config dataclasses' numeric fields, by field name, for every config, and
+configs to and from plain data (re-exported by :mod:`edgecnn.config`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["RANGES", "check_fields"]
+from edgecnn.errors import ConfigError
+
+__all__ = ["RANGES", "check_fields", "config_to_dict", "config_from_dict", "config_to_json"]
 
 # Ranges of every numeric field, by name: finite numbers, whole where the field is an int. The upper
 # bounds are far beyond any real use and stop a typo (or a hostile config) before it allocates or loops.
@@ -37,6 +41,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "iters": (1, 10**7),
     "duration": (1e-3, 86_400.0),
     "budget": (0.05, 86_400.0),
+    "samples": (1, 10**6),
     "cold_runs": (0, 1000),
     "shape": (1, 8192),
     "checkpoint_every": (1, 10**9),
@@ -84,3 +89,25 @@ def _in_range(value: Any, whole: bool, low: float, high: float) -> bool:
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
         return False
     return math.isfinite(value) and low <= value <= high
+
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain data (str/int/float/None) for JSON files and checkpoints."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config, refusing unknown keys so a typo never passes silently."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+def config_to_json(config: Any) -> str:
+    """Sorted, indented JSON of a config (what run folders and the test cache key hold)."""
+    return json.dumps(config_to_dict(config), indent=2, sort_keys=True)

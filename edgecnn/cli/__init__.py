@@ -1,7 +1,8 @@
 """The command line: click only, one small module per command group (parse → config → one call → print).
 
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
-``quantize``, ``predict``, ``info``, ``tune``, ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
+``quantize``, ``predict``, ``info``, ``tune``, ``check`` and ``targets`` (targets.py),
+``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
 helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
 quantize share, their help written once), ``output`` (what every command prints the same way),
 ``requires`` (which extra a command needs, checked before any work) and ``stop`` (Ctrl-C stops a model's run).
@@ -21,12 +22,14 @@ import click
 
 from edgecnn import __version__
 from edgecnn.cli.bench import bench
+from edgecnn.cli.check import check_command
 from edgecnn.cli.export import export_command, verify
 from edgecnn.cli.info import info
 from edgecnn.cli.output import warn
 from edgecnn.cli.predict import predict
 from edgecnn.cli.quantize import quantize
 from edgecnn.cli.serve import serve
+from edgecnn.cli.targets import targets_command
 from edgecnn.cli.train import archs, train
 from edgecnn.cli.tune import tune_command
 from edgecnn.cli.zoo import zoo_command
@@ -76,7 +79,21 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_args: A
 _EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
 _EXTRA["serve"] = "serve"
 
-_COMMANDS = (archs, train, export_command, verify, quantize, predict, info, tune_command, bench, serve, zoo_command)
+_COMMANDS = (
+    archs,
+    train,
+    export_command,
+    verify,
+    quantize,
+    predict,
+    info,
+    tune_command,
+    check_command,
+    targets_command,
+    bench,
+    serve,
+    zoo_command,
+)
 for _command in _COMMANDS:
     main.add_command(_command)
     if _command.name in _EXTRA:

@@ -17,6 +17,7 @@ edgecnn.lineage            card: JSON config hash, data checksum, edgecnn versio
 edgecnn.input              this file: JSON name, layout (NCHW | NHW | NHWC), dtype, shape (C, H, W), baked
 edgecnn.quantization       this file: JSON mode and its settings (and auto's decision table)
 edgecnn.parity             this file: JSON, the parity report it passed
+edgecnn.targets            this file, optional: JSON, per target it was checked on (``edgecnn check --record``)
 =========================  ===================================================================
 """
 
@@ -84,6 +85,7 @@ class ModelMetadata:
     quantization: Mapping[str, Any] = field(default_factory=lambda: {"mode": "none"})
     parity: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""  # the edgecnn that wrote the file
+    targets: Mapping[str, Any] = field(default_factory=dict)  # target name → what `edgecnn check` found there
 
 
 def encode(meta: ModelMetadata) -> dict[str, str]:
@@ -100,6 +102,8 @@ def encode(meta: ModelMetadata) -> dict[str, str]:
         "quantization": json.dumps(dict(meta.quantization), sort_keys=True),
         "parity": json.dumps(dict(meta.parity), sort_keys=True),
     }
+    if meta.targets:
+        values["targets"] = json.dumps(dict(meta.targets), sort_keys=True)
     return {PREFIX + k: v for k, v in values.items()}
 
 
@@ -124,7 +128,8 @@ def decode(props: Mapping[str, str], *, source: str = "model") -> ModelMetadata:
     card = ModelCard.from_dict(
         {**{k: values[k] for k in (*_CARD_TEXT, *_CARD_JSON)}, "input_shape": spec.get("shape")}, source=source
     )
-    for key in ("quantization", "parity"):
+    values["targets"] = _value(props, "targets", source) if PREFIX + "targets" in props else {}
+    for key in ("quantization", "parity", "targets"):
         if not isinstance(values[key], Mapping):
             raise ModelFileError(f"{source}: edgecnn.{key} must be a JSON object", path=source)
     return ModelMetadata(
@@ -133,6 +138,7 @@ def decode(props: Mapping[str, str], *, source: str = "model") -> ModelMetadata:
         quantization=values["quantization"],
         parity=values["parity"],
         version=str(values["version"]),
+        targets=values["targets"],
     )
 
 
