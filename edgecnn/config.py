@@ -28,6 +28,7 @@ __all__ = [
     "DEVICES",
     "PROVIDERS",
     "CALIBRATION_METHODS",
+    "WEIGHT_FORMATS",
     "PARITY_BATCH_SIZES",
     "AUTO_BACKENDS",
     "BATCH_SIZE_HINT",
@@ -47,6 +48,8 @@ AUGMENTATIONS = ("none", "affine", "crop-flip", "flip")  # per-batch, on the fly
 #   flip alone for nets too small to fit shifted copies too
 DEVICES = ("auto", "cpu", "cuda")  # torch devices for training
 PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users name them
+WEIGHT_FORMATS = ("int8", "int7", "uint8")  # static int8's weights (QuantizationSettings.weights)
+WEIGHT_FORMATS = ("int8", "int7", "uint8")  # static int8's weights (QuantizationSettings.weights)
 CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy")  # static int8; auto tries the other three
 #   in this order on the same sample and keeps the most accurate that passes the gates (export/calibrate.py)
 PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 catch a batch axis fixed
@@ -130,9 +133,15 @@ class QuantizationSettings:
     backends: tuple[str, ...] | None = None  # what auto measures on; None: every one installed (openvino too)
     seed: int = 0  # picks the calibration sample (and splits an image folder without train/ + test/, as training)
     data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA, else the user cache dir
+    weights: str = "int8"  # static: int8; int7 (reduce_range: no u8×s8 pair saturates 16 bits on x86 without VNNI,
+    #   at half the weight resolution); uint8 (onnxruntime's u8×u8 kernels never saturate; slower on VNNI)
+    targets: tuple[str, ...] = ()  # also gate each variant on these targets' kernels (`edgecnn targets`); a static
+    #   one that fails is rebuilt with int7, then uint8 weights (export/on_targets.py); (): this machine only
 
     def __post_init__(self) -> None:
         problems = check_fields(self)
+        if self.weights not in WEIGHT_FORMATS:
+            problems.append(f"weights must be one of {', '.join(WEIGHT_FORMATS)} (got {self.weights!r})")
         if self.calibration_method not in CALIBRATION_METHODS:
             problems.append(
                 f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)} (got {self.calibration_method!r})"

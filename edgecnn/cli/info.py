@@ -78,6 +78,7 @@ def _edgecnn(meta: Any) -> dict[str, Any] | None:
         "default_fit": default_fit(meta.card.dataset),
         "quantization": dict(meta.quantization),
         "parity": dict(meta.parity),
+        "targets": dict(meta.targets),
     }
 
 
@@ -117,6 +118,26 @@ def _card_lines(meta: Any) -> list[str]:
         lines.append(_machine_line(machine))
     if parity:
         lines.append(_parity_line(card, parity))
+    return lines + _target_lines(meta.targets)
+
+
+def _target_lines(targets: Any) -> list[str]:
+    """What `edgecnn check --record` found on each target (never a timing: emulated runs are not timed)."""
+    lines = []
+    for name, row in sorted(targets.items()) if isinstance(targets, dict) else ():
+        if not isinstance(row, dict):
+            continue
+        figures = (
+            f"agreement {row['agreement']:.2%}, Δacc {row['delta_accuracy_pp']:+.2f} pp, "
+            f"max |Δlogit| {row['max_abs']:.3g}"
+            if isinstance(row.get("agreement"), float | int)
+            else "did not run"
+        )
+        verdict = "passed" if row.get("passed") else "FAILED"
+        lines.append(
+            f"checked on      {name}: {verdict} ({figures}) on {row.get('samples')} {row.get('data')} images, "
+            f"{row.get('runtime')} {row.get('version')}, {row.get('date')}"
+        )
     return lines
 
 

@@ -59,6 +59,7 @@ def print_export_report(report: Any) -> None:
         f"{sizes['exported']:,} bytes = {report.size_ratio:.2f}× fp32"
     )
     _show_calibration(report)
+    _show_targets(report)
     click.echo(
         f"parity on {parity.samples:,} test images, batches {'/'.join(map(str, PARITY_BATCH_SIZES))}: "
         f"top-1 agreement {parity.top1_agreement:.2%}, max |Δlogit| {parity.max_abs:.3g}; accuracy "
@@ -76,6 +77,22 @@ def print_export_report(report: Any) -> None:
             for b in lat["fp32"]
         )
     )
+
+
+def _show_targets(report: Any) -> None:
+    """--targets: each candidate's verdict, and the chosen file's rows per target."""
+    for name, verdict in (report.targets or {}).items():
+        remedy = f" with {verdict['remedy_why']}" if verdict["remedy"] else ""
+        fate = (
+            f"passed{remedy}" if verdict["passed"] else "refused: " + "; ".join(t["failing"] for t in verdict["tried"])
+        )
+        click.echo(f"targets: {name} {fate}")
+    chosen = (report.targets or {}).get(report.mode)
+    for row in chosen["targets"] if chosen else []:
+        click.echo(
+            f"  {row['target']:<12} agreement {row['agreement']:.2%}, Δacc {row['delta_accuracy_pp']:+.2f} pp, "
+            f"max |Δlogit| {row['max_abs']:.3g} ({row['runtime']} {row['version']})"
+        )
 
 
 def _show_calibration(report: Any) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from edgecnn.config import CALIBRATION_METHODS
+from edgecnn.config import CALIBRATION_METHODS, WEIGHT_FORMATS
 
 __all__ = ["SETTINGS_HELP", "SETTINGS_CHOICES"]
 
@@ -20,5 +20,8 @@ SETTINGS_HELP = {
     "backends": "auto: comma-separated backends to measure on (default: every one installed: onnxruntime,openvino).",
     "seed": "Picks the calibration sample (and splits an image folder without train/ + test/, as training does).",
     "data_root": "Dataset root (default: the checkpoint's, else $EDGECNN_DATA, else the user cache dir).",
+    "weights": "static: int8, int7 (no u8×s8 saturation on x86 without VNNI) or uint8 (never saturates; slower).",
+    "targets": "Also gate each variant on these targets (`edgecnn targets`; all): a static one that fails is "
+    "rebuilt with int7, then uint8 weights, else refused.",
 }
-SETTINGS_CHOICES = {"calibration_method": CALIBRATION_METHODS}
+SETTINGS_CHOICES = {"calibration_method": CALIBRATION_METHODS, "weights": WEIGHT_FORMATS}

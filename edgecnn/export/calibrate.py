@@ -105,4 +105,5 @@ def _quantize(
         method=method,
         ops=context.settings.quantize_ops,
         manifest=manifest,
+        weights=context.settings.weights,
     )

@@ -139,6 +139,7 @@ def quantize_static_int8(
     method: str = "minmax",
     ops: Sequence[str] | None = None,
     manifest: dict[str, Any] | None = None,
+    weights: str = "int8",
 ) -> Built:
     """Shallow convs made fast (:func:`prepare_shallow_convs`), quant_pre_process, then QDQ with per-channel int8
     weights and uint8 activations (U8S8, the fast path of x86 VNNI and onnxruntime's CPU kernels: S8S8 runs as
@@ -157,13 +158,15 @@ def quantize_static_int8(
         try:
             quant_pre_process(str(ready), str(pre))
             with quiet:
-                _quantize_qdq(pre, dst, _Calibration(input_name, calibration), method, ops, keep_float)
+                _quantize_qdq(pre, dst, _Calibration(input_name, calibration), (method, weights), ops, keep_float)
         except _FAILURES as exc:
             raise ExportError(f"static quantization failed: {describe(exc)}") from exc
     settings = {
         "format": "QDQ",
         "per_channel": True,
-        "weight_type": "int8",
+        "weight_type": "uint8" if weights == "uint8" else "int8",
+        "weights": weights,
+        "reduce_range": weights == "int7",
         "activation_type": "uint8",
         "ops": list(ops) if ops else "all supported",
         "shallow_convs": shallow,
@@ -173,10 +176,17 @@ def quantize_static_int8(
 
 
 def _quantize_qdq(
-    src: Path, dst: Path, reader: _Calibration, method: str, ops: Sequence[str] | None, keep_float: Sequence[str]
+    src: Path,
+    dst: Path,
+    reader: _Calibration,
+    recipe: tuple[str, str],
+    ops: Sequence[str] | None,
+    keep_float: Sequence[str],
 ) -> None:
-    """``keep_float``: output names of the convs to leave in float (found by output: pre-processing may
-    rename nodes, never a graph's tensors)."""
+    """``recipe``: the calibration method and the weights (int8, int7: reduce_range, uint8); ``keep_float``:
+    output names of the convs to leave in float (found by output: pre-processing may rename nodes, never a
+    graph's tensors)."""
+    method, weights = recipe
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     exclude = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "Conv" and n.output[0] in keep_float]
@@ -195,7 +205,8 @@ def _quantize_qdq(
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8,
+        reduce_range=weights == "int7",
         calibrate_method=methods[method],
         op_types_to_quantize=list(ops) if ops else None,
         nodes_to_exclude=exclude,

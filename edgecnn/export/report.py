@@ -39,6 +39,7 @@ class ExportReport:
     parity: ParityReport
     auto: AutoDecision | None = None
     warnings: tuple[str, ...] = ()
+    targets: Mapping[str, Any] | None = None  # --targets: per candidate, its rows per target and the remedy used
 
     @property
     def size_ratio(self) -> float:
@@ -69,6 +70,7 @@ class ExportReport:
             "speedup": self.speedup,
             "parity": self.parity.to_dict(),
             "warnings": list(self.warnings),
+            **({"targets": dict(self.targets)} if self.targets else {}),
         }
 
 

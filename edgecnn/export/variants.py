@@ -11,6 +11,7 @@ read on first use) in their :class:`~edgecnn.export.built.BuildContext`. Tier 1:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
 from edgecnn.export.judge import Judge, reference_phrase
 from edgecnn.export.modes import AUTO, auto_candidates, get_mode
+from edgecnn.export.on_targets import REMEDIES, TargetGate, Verdict, rebuilder, refused_error
 from edgecnn.export.report import ExportReport, measure_report
 from edgecnn.export.sample import CalibrationSample
 from edgecnn.files import atomic_path, report_path, write_json
@@ -76,17 +78,19 @@ def export_variants(job: Job, fp32: Path, out: Path, work: Path) -> ExportReport
     ``out`` through an atomic rename only once every check has passed (a failed gate leaves nothing there);
     the card follows it and records the model's SHA-256, so a card an earlier export left (a kill between the
     two writes) shows as describing another file."""
-    candidates = build_candidates(job, fp32, work)
+    candidates, context = build_candidates(job, fp32, work)
+    verdicts = gate_on_targets(job, candidates, fp32, context, out)
     choice = pick(job, candidates)
     with gating_output(out, choice):
         parity = job.judge.check(choice.candidate.path, exact=get_mode(choice.mode).exact)
-    report = write(job, out, fp32, choice, parity)
+    report = write(job, out, fp32, choice, parity, verdicts)
     write_json(report_path(out), report.to_dict())  # after the model: a crash between leaves a verified model
     return report
 
 
-def build_candidates(job: Job, fp32: Path, work: Path) -> dict[str, Candidate]:
-    """The requested mode's variant, or every auto candidate that changed something (fp32 first)."""
+def build_candidates(job: Job, fp32: Path, work: Path) -> tuple[dict[str, Candidate], BuildContext]:
+    """The requested mode's variant, or every auto candidate that changed something (fp32 first), and the
+    context they were built in."""
     names = auto_candidates() if job.requested == AUTO else [job.requested]
     settings = job.settings
     calibration = CalibrationSample(
@@ -100,7 +104,32 @@ def build_candidates(job: Job, fp32: Path, work: Path) -> dict[str, Candidate]:
         if job.requested == AUTO and built.unchanged:  # the fp32 graph under another name
             continue
         candidates[name] = Candidate(path, built)
-    return candidates
+    return candidates, context
+
+
+def gate_on_targets(
+    job: Job, candidates: dict[str, Candidate], fp32: Path, context: BuildContext, out: Path
+) -> dict[str, Verdict]:
+    """With ``--targets``: each candidate on the targets, a failing static one rebuilt with the remedies
+    (on_targets.py); those no remedy rescues leave ``candidates`` (in place). Without: nothing."""
+    if not job.settings.targets:
+        return {}
+    gate = TargetGate.for_names(job.settings.targets, job.judge.reference, job.dataset, job.settings.max_accuracy_drop)
+    verdicts = {}
+    for name, candidate in list(candidates.items()):
+        verdict = gate.verdict(name, candidate.path, candidate.built, rebuilder(name, fp32, context))
+        verdicts[name] = verdict
+        if verdict.path is None or verdict.built is None:
+            del candidates[name]
+            if job.requested != AUTO:
+                raise refused_error(out, name, verdict)
+            continue
+        settings = {**verdict.built.settings, "targets_remedy": REMEDIES.get(verdict.remedy or "")}
+        candidates[name] = Candidate(verdict.path, dataclasses.replace(verdict.built, settings=settings))
+    if not candidates:
+        reasons = " — ".join(f"{name}: {v.reason()}" for name, v in verdicts.items())
+        raise ParityError(f"{out} not written: no variant passes on the targets: {reasons}")
+    return verdicts
 
 
 def pick(job: Job, candidates: dict[str, Candidate]) -> Choice:
@@ -145,13 +174,17 @@ def gating_output(out: Path, choice: Choice) -> Iterator[None]:
         ) from exc
 
 
-def write(job: Job, out: Path, fp32: Path, choice: Choice, parity: ParityReport) -> ExportReport:
+def write(
+    job: Job, out: Path, fp32: Path, choice: Choice, parity: ParityReport, verdicts: dict[str, Verdict]
+) -> ExportReport:
     """The chosen variant with metadata describing THIS file at ``out`` (atomically, after a read-back)."""
     decision = choice.decision
     settings = {"mode": choice.mode, **choice.candidate.built.settings}
     if decision:
         settings["auto"] = decision.to_dict()
-    meta = ModelMetadata(card=job.card, input=job.spec, quantization=settings, parity=parity.to_dict())
+    chosen = verdicts.get(choice.mode)
+    records = chosen.report.records() if chosen else {}
+    meta = ModelMetadata(card=job.card, input=job.spec, quantization=settings, parity=parity.to_dict(), targets=records)
     with atomic_path(out) as final:
         write_metadata(onnx.load(str(choice.candidate.path)), meta, final)
         read_metadata(open_session(final), source=str(out))  # the runtime loads it and reads it back
@@ -165,7 +198,8 @@ def write(job: Job, out: Path, fp32: Path, choice: Choice, parity: ParityReport)
             decision=decision,
         )
         report = _report(job, out, choice, settings, parity, measured)
-    return report
+    targets = {name: verdict.to_dict() for name, verdict in verdicts.items()}
+    return dataclasses.replace(report, targets=targets) if targets else report
 
 
 def _report(
