@@ -35,6 +35,11 @@ os.environ.setdefault("EDGECNN_DATA", str(_data_root()))
 # must start fast turns it off; the tuning tests (tests/runtime/test_tuning.py, the serve start-up test) turn it
 # on. The tuning cache is the session's own, never the user's.
 os.environ["EDGECNN_TUNE"] = "0"
+# The check targets stay where `edgecnn targets setup` (tools/test.sh) made them: the user cache dir's.
+if "EDGECNN_TARGETS" not in os.environ:
+    from edgecnn.runtime.targets import targets_dir
+
+    os.environ["EDGECNN_TARGETS"] = str(targets_dir())
 os.environ["EDGECNN_CACHE"] = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
 
 
@@ -122,6 +127,20 @@ def checkpoints(tmp_path_factory, mnist, fashion):
         return made[arch, dataset]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def ready_targets() -> list[str]:
+    """The check targets, every one ready (tools/test.sh runs `edgecnn targets setup`); where that cannot be
+    (not root: the arm64 root is a chroot and set-up uses apt-get) the tests skip, saying so."""
+    from edgecnn.runtime.targets import get_target, list_targets, readiness
+
+    missing = {name: readiness(get_target(name)) for name in list_targets() if not readiness(get_target(name)).ready}
+    if missing and os.geteuid() != 0:
+        pytest.skip("the check targets need root to set up and run (`sudo edgecnn targets setup`)")
+    if missing:
+        pytest.fail("targets not ready: " + "; ".join(f"{n}: {s.why}" for n, s in missing.items()))
+    return list_targets()
 
 
 def lying_png(path: Path, side: int = 60000) -> None:
