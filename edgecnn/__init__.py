@@ -25,6 +25,7 @@ from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all_
     ModelFileError,
     ParityError,
     ProviderError,
+    TargetError,
     TrainingError,
     WriteError,
     describe,

@@ -41,8 +41,8 @@ def check_command(
     precision: accuracy, top-1 agreement, max |Δlogit|. On aarch64 the device install also answers `edgecnn
     info` and `edgecnn predict` as this machine does. Exit 1 names each failing target. Emulated runs are
     never timed: QEMU's speed is not the device's. MODEL may be zoo:NAME[:fp32|int8]."""
-    from edgecnn.errors import ConfigError, ParityError
-    from edgecnn.runtime.check_inputs import prepare_check
+    from edgecnn.data.check_inputs import prepare_check
+    from edgecnn.errors import ConfigError
     from edgecnn.runtime.checking import check_model
     from edgecnn.runtime.metadata_edit import record_targets
     from edgecnn.runtime.targets import parse_targets
@@ -68,6 +68,13 @@ def check_command(
         )
     if record:
         record_targets(path, report.records())
+    finish(report, as_json)
+
+
+def finish(report: Any, as_json: bool) -> None:
+    """Print the check, then exit 1 naming each failing target."""
+    from edgecnn.errors import ParityError
+
     if as_json:
         print_json(report.to_dict())
     else:

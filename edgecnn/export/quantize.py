@@ -141,10 +141,9 @@ def quantize_static_int8(
     manifest: dict[str, Any] | None = None,
     weights: str = "int8",
 ) -> Built:
-    """Shallow convs made fast (:func:`prepare_shallow_convs`), quant_pre_process, then QDQ with per-channel int8
-    weights and uint8 activations (U8S8, the fast path of x86 VNNI and onnxruntime's CPU kernels: S8S8 runs as
-    U8S8 there, or several times slower than fp32 with int8 activations allowed: BENCHMARKS.md, "int8 on the
-    CPU", tools/bench_int8.py), calibrated on ``calibration``."""
+    """Shallow convs made fast (:func:`prepare_shallow_convs`), quant_pre_process, then QDQ with per-channel
+    ``weights`` (int8; int7: reduce_range; uint8) and uint8 activations (U8S8, x86 VNNI's fast path: S8S8 runs as
+    U8S8, or several times slower than fp32: BENCHMARKS.md, "int8 on the CPU"), calibrated on ``calibration``."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp, quiet_quantizer_logs():
@@ -164,15 +163,21 @@ def quantize_static_int8(
     settings = {
         "format": "QDQ",
         "per_channel": True,
-        "weight_type": "uint8" if weights == "uint8" else "int8",
-        "weights": weights,
-        "reduce_range": weights == "int7",
+        **_weight_settings(weights),
         "activation_type": "uint8",
         "ops": list(ops) if ops else "all supported",
         "shallow_convs": shallow,
         "calibration": {"method": method, **(manifest or {})},
     }
     return _checked(Built(settings), dst, "static")
+
+
+def _weight_settings(weights: str) -> dict[str, Any]:
+    return {
+        "weight_type": "uint8" if weights == "uint8" else "int8",
+        "weights": weights,
+        "reduce_range": weights == "int7",
+    }
 
 
 def _quantize_qdq(

@@ -15,6 +15,12 @@ measured on, and this one), ``timing`` (engines timed interleaved, percentiles),
 means), ``fastest`` (auto's candidates, table and rule), ``candidates`` (what export's auto measures),
 ``probe`` (the real test images a device gates on), ``tuning`` (``edgecnn tune``: the search within a
 budget), ``tune_cache`` (the per-machine cache) and ``auto`` (what ``backend="auto"`` runs, and why).
+
+Verified on the CPUs users deploy to: ``targets`` (the registry: native, x86-64-v3, aarch64-a72/a76, wasm; ready
+or not), ``target_setup`` (``edgecnn targets setup``: QEMU, the Debian arm64 root and its device install,
+onnxruntime-web), ``target_run`` (files onto a target, a command there), ``target_logits`` (the runner a target's
+Python runs; ``web_logits.mjs`` is Node's), ``checking`` (``edgecnn check``: each target judged against the
+host's reference) and ``metadata_edit`` (``--record``: one metadata entry rewritten without the onnx package).
 """
 
 from __future__ import annotations
