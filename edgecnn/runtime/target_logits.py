@@ -1,8 +1,9 @@
 """A model's logits on prepared inputs, in a process of its own on a target (``python -m`` this module).
 
-    python -m edgecnn.runtime.target_logits MODEL INPUT.f32 SHAPE_JSON OUTPUT.f32 BATCH
+    python -m edgecnn.runtime.target_logits MODEL INPUT.bin SHAPE_JSON DTYPE OUTPUT.f32 BATCH
 
-The host prepares the inputs once, in the graph's input form (float32, little-endian, C order): per-image
+The host prepares the inputs once, in the graph's input form (DTYPE float32, or uint8 for a graph that takes
+raw pixels; little-endian, C order); the logits come back as float32: per-image
 Python preprocessing under emulation is ~100× slower, so only the model runs here. onnxruntime's CPU
 provider on one thread with every optimization a Predictor uses; ``BATCH`` images a run (the graph's own
 batch when it is fixed). Prints one JSON line: onnxruntime's version, the machine and the output shape.
@@ -34,9 +35,9 @@ def run_logits(model: str, feed: np.ndarray, batch: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    model, source, shape_json, output, batch = argv if argv is not None else sys.argv[1:]
+    model, source, shape_json, dtype, output, batch = argv if argv is not None else sys.argv[1:]
     shape = tuple(int(d) for d in json.loads(shape_json))
-    feed = np.fromfile(source, dtype="<f4").reshape(shape)
+    feed = np.fromfile(source, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
     logits = run_logits(model, feed, int(batch))
     logits.astype("<f4").tofile(output)
     import onnxruntime as ort

@@ -60,8 +60,9 @@ def target_logits(target: Target, model: Path, feed: np.ndarray, batch: int) -> 
     """``model``'s logits on ``feed`` computed on ``target``, and what ran them (runtime, version, machine)."""
     _require_ready(target)
     with workspace(target) as space:
-        feed.astype("<f4").tofile(space.host / "input.f32")
-        args = [space.put(model, "model.onnx"), space.at("input.f32"), json.dumps(list(feed.shape))]
+        dtype = _feed_dtype(feed)
+        feed.astype(np.dtype(dtype).newbyteorder("<")).tofile(space.host / "input.bin")
+        args = [space.put(model, "model.onnx"), space.at("input.bin"), json.dumps(list(feed.shape)), dtype]
         args += [space.at("logits.f32"), str(batch)]
         if target.runner == "node":
             command = ["node", str(_web_runner()), *args]
@@ -74,6 +75,12 @@ def target_logits(target: Target, model: Path, feed: np.ndarray, batch: int) -> 
     if logits.size % max(rows, 1):
         raise TargetError(f"{target.name}: {logits.size} logits for {rows} images")
     return logits.reshape(rows, -1), facts
+
+
+def _feed_dtype(feed: np.ndarray) -> str:
+    if feed.dtype not in (np.float32, np.uint8):
+        raise TargetError(f"a target takes float32 or uint8 inputs, not {feed.dtype}")
+    return str(feed.dtype)
 
 
 def device_command(target: Target, args: Sequence[str], files: dict[str, Path]) -> str:
