@@ -199,6 +199,7 @@ class CheckConfig:
     samples: int = 1000  # labelled test images, prepared once here, run on every target (the zoo: 2,000)
     max_accuracy_drop: float = MAX_ACCURACY_DROP
     reference: str | None = None  # an fp32 .onnx file to judge against; None: the zoo net's fp32, else the file
+    jobs: int | None = None  # processes per target, each a share of the images (QEMU runs one thread); None: cores
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

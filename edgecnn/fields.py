@@ -42,6 +42,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "duration": (1e-3, 86_400.0),
     "budget": (0.05, 86_400.0),
     "samples": (1, 10**6),
+    "jobs": (1, 256),
     "cold_runs": (0, 1000),
     "shape": (1, 8192),
     "checkpoint_every": (1, 10**9),

@@ -3,6 +3,7 @@ target; ``--record`` writes the results into the file's metadata, where ``edgecn
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ CHECK_HELP = {
     "samples": "Test images run on every target (prepared once here).",
     "max_accuracy_drop": "Percentage points a quantized file may lose vs the reference on a target.",
     "reference": "An fp32 .onnx file to judge against (default: a zoo net's fp32 file, else MODEL run here).",
+    "jobs": "Processes per target at once, each a share of the images (QEMU emulates one thread; default: cores).",
 }
 
 
@@ -65,6 +67,7 @@ def check_command(
             max_accuracy_drop=config.max_accuracy_drop,
             device_image=inputs.image,
             progress=lambda line: click.echo(line, err=True),
+            jobs=config.jobs or min(os.cpu_count() or 1, 8),
         )
     if record:
         record_targets(path, report.records())

@@ -20,7 +20,8 @@ Verified on the CPUs users deploy to: ``targets`` (the registry: native, x86-64-
 or not), ``target_setup`` (``edgecnn targets setup``: QEMU, the Debian arm64 root and its device install,
 onnxruntime-web), ``target_run`` (files onto a target, a command there), ``target_logits`` (the runner a target's
 Python runs; ``web_logits.mjs`` is Node's), ``checking`` (``edgecnn check``: each target judged against the
-host's reference) and ``metadata_edit`` (``--record``: one metadata entry rewritten without the onnx package).
+host's reference), ``device_answers`` (the device install's ``info`` and ``predict`` against this
+machine's) and ``metadata_edit`` (``--record``: one metadata entry rewritten without the onnx package).
 """
 
 from __future__ import annotations

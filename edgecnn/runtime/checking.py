@@ -12,9 +12,6 @@ also answers ``edgecnn info`` and ``edgecnn predict`` on a real image, which mus
 from __future__ import annotations
 
 import datetime
-import json
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import EdgeCNNError, TargetError
+from edgecnn.errors import EdgeCNNError
 from edgecnn.files import file_sha256
+from edgecnn.runtime.device_answers import with_device_answers
 from edgecnn.runtime.gates import Gates, gates_for
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.session import open_session
 from edgecnn.runtime.target_logits import run_logits
-from edgecnn.runtime.target_run import device_command, target_logits
+from edgecnn.runtime.target_run import target_logits
 from edgecnn.runtime.targets import Target, get_target
 
 __all__ = ["TargetResult", "CheckReport", "check_model", "judge_targets", "precision_of", "CHECK_BATCH"]
 
 CHECK_BATCH = 64  # images a run on the target (the graph's own batch when it is fixed)
-_INFO_KEYS = ("size_bytes", "graph", "edgecnn", "input")  # what `edgecnn info` says of the file, not the machine
 _PRECISIONS = {"none": "f32", "dynamic": "int8", "static": "int8", "fp16": "f16"}
 
 
@@ -121,6 +118,7 @@ def check_model(
     max_accuracy_drop: float,
     device_image: Path | None = None,
     progress: Callable[[str], None] = lambda _line: None,
+    jobs: int = 1,
 ) -> CheckReport:
     """Run ``model`` on each target and judge it against ``reference`` (else itself) run here."""
     ref_logits = run_logits(str(reference), feed, _batch(reference, len(feed))) if reference else None
@@ -136,6 +134,7 @@ def check_model(
         max_accuracy_drop=max_accuracy_drop,
         device_image=device_image,
         progress=progress,
+        jobs=jobs,
     )
 
 
@@ -151,6 +150,7 @@ def judge_targets(
     max_accuracy_drop: float,
     device_image: Path | None = None,
     progress: Callable[[str], None] = lambda _line: None,
+    jobs: int = 1,
 ) -> CheckReport:
     """``model`` on each target against ``reference`` (its name and logits on ``feed``; None: the model run
     here); a target that does not run is a failing row saying why."""
@@ -161,9 +161,10 @@ def judge_targets(
     rows = []
     for target in targets:
         progress(f"check: {target.name} …")
-        row = _on_target(target, model, feed, here, labels, gates, (ref_name, ref_logits, ref_accuracy))
+        against = (ref_name, ref_logits, ref_accuracy)
+        row = _on_target(target, model, (feed, here, labels), gates, against, jobs)
         if row.accuracy is not None and target.runner == "arm64-root" and device_image is not None:
-            row = _with_device_answers(row, target, model, device_image)
+            row = with_device_answers(row, target, model, device_image)
         rows.append(row)
         progress(f"check: {target.name}: {'passed' if row.passed else 'FAILED: ' + '; '.join(row.failures)}")
     sha = file_sha256(model)
@@ -173,17 +174,17 @@ def judge_targets(
 def _on_target(
     target: Target,
     model: Path,
-    feed: np.ndarray,
-    here: np.ndarray,
-    labels: np.ndarray,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
     gates: Gates,
     reference: tuple[str, np.ndarray, float],
+    jobs: int,
 ) -> TargetResult:
+    feed, here, labels = arrays
     try:
         if target.runner == "host":
             logits, facts = here, _native_facts()
         else:
-            logits, facts = target_logits(target, model, feed, _batch(model, len(feed)))
+            logits, facts = target_logits(target, model, feed, _batch(model, len(feed)), jobs=jobs)
     except EdgeCNNError as exc:
         return TargetResult(target.name, failures=(f"did not run: {exc}",))
     return _judge(target, logits, facts, reference, here, labels, gates)
@@ -243,55 +244,3 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
     with np.errstate(invalid="ignore"):
         value = float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.0
     return value if np.isfinite(value) else float("inf")
-
-
-def _with_device_answers(row: TargetResult, target: Target, model: Path, image: Path) -> TargetResult:
-    """``edgecnn info`` and ``edgecnn predict`` of the device install against the same commands here."""
-    commands = {
-        "info": ["info", "{model}", "--json"],
-        "predict": ["predict", "{model}", "{image}", "--json", "--backend", "onnxruntime", "--top-k", "3"],
-    }
-    files = {"model": model, "image": image}
-    answers, failures = {}, list(row.failures)
-    for name, args in commands.items():
-        try:
-            there = _answer(name, device_command(target, args, files))
-            here = _answer(name, _host_command(args, files))
-        except (TargetError, ValueError) as exc:
-            answers[name], problem = "failed", f"the device install's `edgecnn {name}` failed: {exc}"
-            failures.append(problem)
-            continue
-        same = _same(name, there, here)
-        answers[name] = "same as here" if same is None else "differs"
-        if same is not None:
-            failures.append(f"the device install's `edgecnn {name}` differs from this machine's: {same}")
-    return TargetResult(**{**row.__dict__, "failures": tuple(failures), "device": answers})
-
-
-def _host_command(args: Sequence[str], files: dict[str, Path]) -> str:
-    argv = [arg.format(**{name: str(path) for name, path in files.items()}) for arg in args]
-    env = {**__import__("os").environ, "EDGECNN_TUNE": "0"}
-    done = subprocess.run([sys.executable, "-m", "edgecnn", *argv], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise TargetError(f"here: exit {done.returncode}: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-def _answer(name: str, printed: str) -> Any:
-    data = json.loads(printed)
-    if name == "info":
-        return {key: data.get(key) for key in _INFO_KEYS}
-    return [{k: v for k, v in result.items() if k != "file"} for result in data]
-
-
-def _same(name: str, there: Any, here: Any) -> str | None:
-    """None when the answers match (predict: the same classes, probabilities within 1e-3), else how not."""
-    if name == "info":
-        differing = [key for key in _INFO_KEYS if there.get(key) != here.get(key)]
-        return f"{', '.join(differing)} differ" if differing else None
-    for a, b in zip(there, here, strict=False):
-        if [t["label"] for t in a.get("top_k", [])] != [t["label"] for t in b.get("top_k", [])]:
-            return f"top classes {a.get('label')!r} there, {b.get('label')!r} here"
-        if abs(float(a["probability"]) - float(b["probability"])) > 1e-3:
-            return f"probability {a['probability']:.4f} there, {b['probability']:.4f} here"
-    return None if len(there) == len(here) else "a different number of answers"

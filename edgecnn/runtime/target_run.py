@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,21 @@ def workspace(target: Target) -> Iterator[Workspace]:
         shutil.rmtree(host, ignore_errors=True)
 
 
-def target_logits(target: Target, model: Path, feed: np.ndarray, batch: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """``model``'s logits on ``feed`` computed on ``target``, and what ran them (runtime, version, machine)."""
+def target_logits(
+    target: Target, model: Path, feed: np.ndarray, batch: int, *, jobs: int = 1
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``model``'s logits on ``feed`` computed on ``target``, and what ran them (runtime, version, machine).
+    ``jobs`` processes at once, each a share of the images (whole batches): an emulated CPU is one thread."""
     _require_ready(target)
+    shares = max(1, min(jobs, len(feed) // max(batch, 1)))
+    bounds = [round(i * len(feed) / shares / batch) * batch for i in range(shares)] + [len(feed)]
+    with ThreadPoolExecutor(shares) as pool:
+        parts = list(pool.map(lambda i: _share(target, model, feed[bounds[i] : bounds[i + 1]], batch), range(shares)))
+    logits = np.concatenate([part for part, _ in parts])
+    return logits, parts[0][1]
+
+
+def _share(target: Target, model: Path, feed: np.ndarray, batch: int) -> tuple[np.ndarray, dict[str, Any]]:
     with workspace(target) as space:
         dtype = _feed_dtype(feed)
         feed.astype(np.dtype(dtype).newbyteorder("<")).tofile(space.host / "input.bin")
