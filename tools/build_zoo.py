@@ -3,13 +3,16 @@
     .venv/bin/python tools/build_zoo.py                       # everything (≈1.5 h on 2 cores)
     .venv/bin/python tools/build_zoo.py --only fashion_bn     # one net
     .venv/bin/python tools/build_zoo.py --stage package       # re-package from finished runs
+    .venv/bin/python tools/build_zoo.py --stage verify        # check every file on every target again
 
 Stage ``train`` runs, per net, edgecnn's recipe and the tutorial's (tools/zoo_recipes.py) through
 ``edgecnn train`` into ``runs/zoo/NAME/RECIPE``; ``--jobs`` runs at a time, each with cores/jobs torch
 threads. It is resumable: a finished run is kept, an interrupted one continues from its last epoch
 (``--resume``). Stage ``package`` exports, quantizes (``auto``), measures and writes the cards
-(tools/zoo_package.py); stage ``latency`` measures the latency again into the cards (run it on a
-quiet machine: nothing else running).
+(tools/zoo_package.py); stage ``verify`` runs every ONNX file on every target (``edgecnn check --targets
+all --record``, 2,000 test images) into the files' metadata, the cards and the README (tools/zoo_verify.py),
+and exits 1 naming each failing file and target; stage ``latency`` measures the latency again into the cards
+(run it on a quiet machine: nothing else running). ``all`` is train, package, verify.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def _cost(name: str, recipe: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=sorted(ZOO), help="one net (repeatable); default all")
-    parser.add_argument("--stage", choices=("train", "package", "latency", "all"), default="all")
+    parser.add_argument("--stage", choices=("train", "package", "verify", "latency", "all"), default="all")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "zoo")
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time (default 2)")
@@ -108,6 +111,14 @@ def build(args: argparse.Namespace) -> int:
         from zoo_package import package_all
 
         package_all(names, args.runs, args.models)
+    if args.stage in ("verify", "all"):
+        from zoo_verify import verify_all
+
+        failures = verify_all(names, args.models, args.runs / "verify")
+        for line in failures:
+            print(f"build_zoo: error: {line}", file=sys.stderr)
+        if failures:
+            return 1
     if args.stage == "latency":  # again, on a quiet machine, into the cards
         from zoo_package import remeasure_latency
 

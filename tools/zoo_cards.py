@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from zoo_checked import targets_section, verified_note, verified_on
 from zoo_recipes import ZOO, ZooNet
 
 from edgecnn.files import atomic_path
@@ -44,6 +45,7 @@ def render_card(card: dict[str, Any]) -> str:
         _per_class_section(net["classes"], acc["per_class"]),
         _model_section(card),
         _latency_section(card["latency"]),
+        *([targets_section(card)] if card.get("targets") else []),
         _rebuild_section(card),
         _limitations_section(card),
         "## Curves and confusion matrix\n\n![training curves](curves.png)\n\n![confusion matrix](confusion.png)\n",
@@ -225,9 +227,9 @@ def write_readme(models: Path) -> None:
     cards.sort(key=lambda c: order.get(c["name"], 99))
     header = (
         "| net | dataset | tutorial's figure | tutorial's recipe here | edgecnn (torch) | fp32 ONNX | int8 ONNX | "
-        "goal | `zoo:NAME` gives | parameters | MACs | int8 kB | int8 b1 p50 ms | int8 b64 images/s |"
+        "goal | `zoo:NAME` gives | parameters | MACs | int8 kB | int8 b1 p50 ms | int8 b64 images/s | verified on |"
     )
-    rows = [header, "|" + "---|" * 14]
+    rows = [header, "|" + "---|" * 15]
     for c in cards:
         test, lat = c["accuracy"]["test"], c["latency"]["rows"]["int8"]
         rows.append(
@@ -235,7 +237,7 @@ def write_readme(models: Path) -> None:
             f"{_pct(c['recipes']['tutorial']['test_accuracy'])} | {_pct(test['torch'])} | {_pct(test['fp32'])} | "
             f"{_pct(test['int8'])} | ≥ {_pct(c['goal'])} | {_default_note(c)} | {c['net']['parameters']:,} | "
             f"{c['net']['macs']:,} | {c['files']['int8']['bytes'] / 1024:,.0f} | {lat['b1']['p50']:.3f} | "
-            f"{lat['b64']['throughput']:,.0f} |"
+            f"{lat['b64']['throughput']:,.0f} | {verified_on(c)} |"
         )
     env = cards[0]["latency"]["environment"] if cards else {}
     text = (
@@ -244,7 +246,9 @@ def write_readme(models: Path) -> None:
         "Test-set accuracy (10,000 images, measured once after training); latency of the int8 file on the build "
         f"machine ({env.get('cpu', '?')}, {env.get('cores', '?')} cores, onnxruntime {env.get('onnxruntime', '?')}). "
         "Each net's card has the rest: validation figures, per-class accuracy, both recipes, fp32 latency, the "
-        "environment and the command that rebuilds it.\n\n"
+        "environment and the command that rebuilds it."
+        + verified_note(cards)
+        + "\n\n"
         + "\n".join(rows)
         + "\n\n## Use\n\n```bash\nedgecnn zoo                                   # what is here\n"
         "edgecnn predict zoo:fashion_bn shirt.png       # auto's choice by default; zoo:NAME:fp32|int8 to pick\n"
