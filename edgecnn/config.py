@@ -135,8 +135,8 @@ class QuantizationSettings:
     data_root: str | None = None  # None: the checkpoint's own, else $EDGECNN_DATA, else the user cache dir
     weights: str = "int8"  # static: int8; int7 (reduce_range: no u8×s8 pair saturates 16 bits on x86 without VNNI,
     #   at half the weight resolution); uint8 (onnxruntime's u8×u8 kernels never saturate; slower on VNNI)
-    targets: tuple[str, ...] = ()  # also gate each variant on these targets' kernels (`edgecnn targets`); a static
-    #   one that fails is rebuilt with int7, then uint8 weights (export/on_targets.py); (): this machine only
+    targets: tuple[str, ...] | None = None  # also gate each variant on these targets' kernels (`edgecnn targets`);
+    #   a static one that fails is rebuilt with int7, then uint8 weights (export/on_targets.py); None: here only
 
     def __post_init__(self) -> None:
         problems = check_fields(self)

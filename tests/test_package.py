@@ -125,6 +125,7 @@ def test_the_wheel_holds_every_module_its_license_and_a_page_without_repo_tools(
     sources = {p.relative_to(REPO).as_posix() for p in _sources()}
     assert sources <= names, sources - names
     assert "edgecnn/py.typed" in names and any(n.endswith("licenses/LICENSE") for n in names)
+    assert "edgecnn/runtime/web_logits.mjs" in names  # the wasm target's Node runner, for a pip-installed edgecnn
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "License-Expression: MIT" in metadata and "Typing :: Typed" in metadata
     page = metadata.split("\n\n", 1)[1]

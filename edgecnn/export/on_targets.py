@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ParityError
+from edgecnn.errors import ParityError, TargetError
 from edgecnn.export.built import BuildContext, Built
 from edgecnn.export.modes import get_mode
 from edgecnn.runtime.checking import CheckReport, judge_targets
-from edgecnn.runtime.targets import Target, parse_targets
+from edgecnn.runtime.targets import Target, parse_targets, readiness
 
-__all__ = ["TARGET_SAMPLES", "REMEDIES", "TargetGate", "Verdict", "rebuilder", "refused_error"]
+__all__ = ["TARGET_SAMPLES", "REMEDIES", "TargetGate", "Verdict", "rebuilder", "refused_error", "require_ready"]
 
 TARGET_SAMPLES = 2000  # parity images each target runs: the zoo's verification size
 REMEDIES = {
@@ -117,6 +117,15 @@ def rebuilder(name: str, fp32: Path, context: BuildContext) -> Callable[[str, Pa
         return get_mode(name).build(fp32, out, dataclasses.replace(context, settings=settings))
 
     return rebuild
+
+
+def require_ready(names: tuple[str, ...]) -> None:
+    """Each named target exists and is ready here, else one TargetError naming what makes it ready."""
+    for target in parse_targets(",".join(names)):
+        state = readiness(target)
+        if not state.ready:
+            make = f"; {state.make}" if state.make else ""
+            raise TargetError(f"--targets {target.name} is not ready here: {state.why}{make}")
 
 
 def refused_error(out: Path, name: str, verdict: Verdict) -> ParityError:

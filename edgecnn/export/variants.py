@@ -29,7 +29,7 @@ from edgecnn.export.gates import ParityReport
 from edgecnn.export.graphs import write_metadata
 from edgecnn.export.judge import Judge, reference_phrase
 from edgecnn.export.modes import AUTO, auto_candidates, get_mode
-from edgecnn.export.on_targets import REMEDIES, TargetGate, Verdict, rebuilder, refused_error
+from edgecnn.export.on_targets import REMEDIES, TargetGate, Verdict, rebuilder, refused_error, require_ready
 from edgecnn.export.report import ExportReport, measure_report
 from edgecnn.export.sample import CalibrationSample
 from edgecnn.files import atomic_path, report_path, write_json
@@ -78,6 +78,8 @@ def export_variants(job: Job, fp32: Path, out: Path, work: Path) -> ExportReport
     ``out`` through an atomic rename only once every check has passed (a failed gate leaves nothing there);
     the card follows it and records the model's SHA-256, so a card an earlier export left (a kill between the
     two writes) shows as describing another file."""
+    if job.settings.targets:  # a wrong name or a target not ready: said before anything is built
+        require_ready(job.settings.targets)
     candidates, context = build_candidates(job, fp32, work)
     verdicts = gate_on_targets(job, candidates, fp32, context, out)
     choice = pick(job, candidates)

@@ -41,6 +41,7 @@ from edgecnn.runtime.targets import (
     qemu_binary,
     readiness,
     source_digest,
+    system_binary,
     targets_dir,
     web_dir,
 )
@@ -87,7 +88,7 @@ def _apt_install(packages: list[str], log: Log) -> None:
     missing = [p for p in packages if not _installed(p)]
     if not missing:
         return
-    if not shutil.which("apt-get"):
+    if system_binary("apt-get") == "apt-get":
         raise TargetError(
             f"{', '.join(missing)} missing, and this is not Debian/Ubuntu: install them with your package manager"
         )
@@ -95,13 +96,17 @@ def _apt_install(packages: list[str], log: Log) -> None:
         raise TargetError(f"{', '.join(missing)} missing: run `edgecnn targets setup` as root (it uses apt-get)")
     log(f"setup: apt-get install {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _step(["apt-get", "update"], "apt-get update", env=env)
-    _step(["apt-get", "install", "-y", "--no-install-recommends", *missing], "apt-get install", env=env)
+    apt = system_binary("apt-get")
+    _step([apt, "update"], "apt-get update", env=env)
+    _step([apt, "install", "-y", "--no-install-recommends", *missing], "apt-get install", env=env)
 
 
 def _installed(package: str) -> bool:
-    tools = {"qemu-user-static": lambda: qemu_binary("aarch64") and qemu_binary("x86_64")}
-    probe = tools.get(package, lambda: shutil.which(package) or shutil.which(f"/usr/sbin/{package}"))
+    tools = {
+        "qemu-user-static": lambda: qemu_binary("aarch64") and qemu_binary("x86_64"),
+        "binfmt-support": lambda: system_binary("update-binfmts") != "update-binfmts",
+    }
+    probe = tools.get(package, lambda: system_binary(package) != package)
     return bool(probe())
 
 
@@ -115,7 +120,7 @@ def _make_root(log: Log) -> None:
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted one starts over
     mirror = os.environ.get(DEBIAN_MIRROR_ENV, "http://deb.debian.org/debian")
     log(f"setup: debootstrap {DEBIAN_SUITE} arm64 into {root} (several minutes under QEMU)")
-    command = ["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={_ROOT_PACKAGES}"]
+    command = [system_binary("debootstrap"), "--arch=arm64", "--variant=minbase", f"--include={_ROOT_PACKAGES}"]
     _step([*command, DEBIAN_SUITE, str(partial), mirror], "debootstrap")
     os.replace(partial, root)
 
@@ -124,9 +129,9 @@ def _enable_binfmt() -> None:
     """debootstrap's second stage runs arm64 programs: the kernel hands them to QEMU through binfmt_misc."""
     place = Path("/proc/sys/fs/binfmt_misc")
     if not (place / "register").exists():
-        _step(["mount", "-t", "binfmt_misc", "binfmt_misc", str(place)], "mounting binfmt_misc")
+        _step([system_binary("mount"), "-t", "binfmt_misc", "binfmt_misc", str(place)], "mounting binfmt_misc")
     if not (place / "qemu-aarch64").exists():
-        _step(["update-binfmts", "--enable", "qemu-aarch64"], "update-binfmts --enable qemu-aarch64")
+        _step([system_binary("update-binfmts"), "--enable", "qemu-aarch64"], "update-binfmts --enable qemu-aarch64")
 
 
 def _device_install(wheel: Path | None, log: Log) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "NODE_MAJOR_MIN",
     "qemu_binary",
     "chroot_binary",
+    "system_binary",
 ]
 
 TARGETS_ENV = "EDGECNN_TARGETS"
@@ -227,10 +228,15 @@ def qemu_binary(arch: str) -> str | None:
     return shutil.which(f"qemu-{arch}-static") or shutil.which(f"qemu-{arch}")
 
 
+def system_binary(name: str) -> str:
+    """A system tool by name, /usr/sbin and /sbin searched too (chroot, debootstrap, mount, update-binfmts live
+    there, often not on a user's PATH); the bare name when it is nowhere (starting it then says so)."""
+    path = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin", "/bin"))
+    return shutil.which(name, path=path) or name
+
+
 def chroot_binary() -> str:
-    """``chroot`` (in /usr/sbin, often not on a user's PATH)."""
-    path = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/sbin"))
-    return shutil.which("chroot", path=path) or "chroot"
+    return system_binary("chroot")
 
 
 def _is_root() -> bool:

@@ -130,6 +130,16 @@ def test_a_target_not_ready_is_a_failing_row_with_the_command_that_makes_it(tiny
     assert done.returncode == 1 and rows["native"]["passed"] and not rows["wasm"]["passed"]
     assert "edgecnn targets setup wasm" in rows["wasm"]["failures"][0]
     assert done.stderr.strip().splitlines()[-1].startswith("edgecnn: error: ")
+    out = tmp_path / "never.onnx"  # export and quantize say so before building anything, and write nothing
+    for targets in ("wasm", "native,bogus"):
+        refused = run_cli(
+            "quantize", str(tiny / "tiny.fp32.onnx"), "--mode", "static", "--targets", targets, "--out", str(out),
+            env={"EDGECNN_TARGETS": str(tmp_path / "none")},
+        )  # fmt: skip
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and not out.exists()
+        assert (
+            ("not ready here" in refused.stderr) if targets == "wasm" else ("unknown target 'bogus'" in refused.stderr)
+        )
 
 
 def test_check_needs_labelled_data_it_can_read(tiny, tmp_path):
