@@ -112,9 +112,15 @@ def test_replace_entries_sets_each_key_once_and_keeps_the_rest(tmp_path_factory,
 def test_record_targets_merges_into_the_file_atomically_and_refuses_what_is_not_onnx(tmp_path):
     model = tmp_path / "m.onnx"
     shutil.copyfile(ZOO_INT8, model)
-    record_targets(model, {"wasm": {"passed": True, "samples": 10}})
+    before = dict(read_metadata(open_session(model)).targets)  # the zoo file's own records (build_zoo verify)
+    record_targets(model, {"wasm": {"passed": True, "samples": 10}, "riscv": {"passed": True}})
     meta = record_targets(model, {"native": {"passed": False}})
-    assert dict(meta.targets) == {"wasm": {"passed": True, "samples": 10}, "native": {"passed": False}}
+    assert dict(meta.targets) == {
+        **before,
+        "wasm": {"passed": True, "samples": 10},
+        "riscv": {"passed": True},
+        "native": {"passed": False},
+    }
     assert read_metadata(open_session(model)).card == read_metadata(open_session(ZOO_INT8)).card
     props = open_session(model).get_modelmeta().custom_metadata_map
     assert json.loads(props[PREFIX + "targets"])["native"] == {"passed": False}
