@@ -10,10 +10,19 @@ from typing import Any, TypeVar
 
 from edgecnn.errors import ConfigError
 
-__all__ = ["RANGES", "check_fields", "config_to_dict", "config_from_dict", "config_to_json"]
+__all__ = [
+    "AUTO_BACKENDS",
+    "RANGES",
+    "auto_backend_problems",
+    "check_fields",
+    "config_to_dict",
+    "config_from_dict",
+    "config_to_json",
+]
 
 # Ranges of every numeric field, by name: finite numbers, whole where the field is an int. The upper
 # bounds are far beyond any real use and stop a typo (or a hostile config) before it allocates or loops.
+AUTO_BACKENDS = ("onnxruntime", "openvino")  # what auto measures; onnxruntime runs the reference and is the fallback
 RANGES: dict[str, tuple[float, float]] = {
     "epochs": (1, 100_000),
     "batch_size": (1, 65_536),
@@ -50,6 +59,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_memory_gb": (0.0, 2.0**30),
     "workers": (0, 256),
     "port": (0, 65_535),
+    "replicas": (1, 4096),
+    "max_replicas": (1, 4096),
     "max_batch": (1, 4096),
     "max_delay_ms": (0.0, 10_000.0),
     "queue": (1, 10**6),
@@ -112,3 +123,13 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
 def config_to_json(config: Any) -> str:
     """Sorted, indented JSON of a config (what run folders and the test cache key hold)."""
     return json.dumps(config_to_dict(config), indent=2, sort_keys=True)
+
+
+def auto_backend_problems(backends: tuple[str, ...] | None) -> list[str]:
+    """What is wrong with the backends auto or tune is asked to measure on (None: every one installed)."""
+    if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
+        return [
+            f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
+            "onnxruntime runs the reference and is every file's fallback"
+        ]
+    return []

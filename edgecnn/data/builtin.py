@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.card import Normalization
-from edgecnn.config import resolve_data_root
 from edgecnn.errors import DataError, describe
 
 __all__ = [
+    "resolve_data_root",
     "BUILTIN_DATASETS",
     "BUILTIN_CLASSES",
     "BUILTIN_NORMALIZATION",
@@ -55,6 +55,17 @@ BUILTIN_NORMALIZATION = {
 _FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # torchvision's class names, its folder names
 _SPLITS = {"train": "train", "test": "t10k"}
 _KINDS = (("images", 3), ("labels", 1))  # each split's two files and their dimensions
+
+
+def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
+    """--data-root, else $EDGECNN_DATA, else the user cache dir (where downloads go)."""
+    if data_root:
+        return Path(data_root).expanduser()
+    env = os.environ.get("EDGECNN_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "edgecnn" / "datasets"
 
 
 @dataclass(frozen=True)

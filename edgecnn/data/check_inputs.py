@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.config import CheckConfig, resolve_data_root
+from edgecnn.config import CheckConfig
+from edgecnn.data.builtin import resolve_data_root
 from edgecnn.data.labelled import open_labelled
 from edgecnn.errors import ConfigError, DataError
 from edgecnn.runtime.metadata import ModelMetadata, read_metadata

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from edgecnn.card import Normalization
-from edgecnn.config import TrainConfig, resolve_data_root
+from edgecnn.config import TrainConfig
 from edgecnn.data.builtin import (
     BUILTIN_CLASSES,
     BUILTIN_DATASETS,
@@ -30,6 +30,7 @@ from edgecnn.data.builtin import (
     builtin_folder,
     has_builtin,
     read_builtin,
+    resolve_data_root,
 )
 from edgecnn.data.folders import checked_folder
 from edgecnn.errors import DataError, describe

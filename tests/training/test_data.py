@@ -4,8 +4,7 @@ import torch
 from PIL import Image
 from torchvision import datasets, transforms
 
-from edgecnn.config import resolve_data_root
-from edgecnn.data.builtin import FASHION_CLASSES
+from edgecnn.data.builtin import FASHION_CLASSES, resolve_data_root
 from edgecnn.errors import DataError, DataWarning
 from edgecnn.training.data import load_dataset
 
