@@ -13,6 +13,7 @@ from edgecnn.card import ModelCard  # noqa: E402
 from edgecnn.config import BenchConfig, ExportConfig, ServeConfig, TrainConfig  # noqa: E402
 from edgecnn.errors import (  # noqa: E402, F401  (re-exported: listed in __all__ through errors.__all__)
     ArchError,
+    ClusterError,
     ConfigError,
     DataError,
     DataWarning,

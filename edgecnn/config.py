@@ -6,12 +6,17 @@ namespace. Each default says why it is what it is.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from edgecnn.errors import ConfigError
-from edgecnn.fields import check_fields, config_from_dict, config_to_dict, config_to_json
+from edgecnn.fields import (
+    AUTO_BACKENDS,
+    auto_backend_problems,
+    check_fields,
+    config_from_dict,
+    config_to_dict,
+    config_to_json,
+)
 
 __all__ = [
     "TrainConfig",
@@ -20,10 +25,11 @@ __all__ = [
     "QuantizeConfig",
     "BenchConfig",
     "ServeConfig",
+    "ClusterConfig",
+    "ENGINES",
     "config_to_dict",
     "config_from_dict",
     "config_to_json",
-    "resolve_data_root",
     "OPTIMIZERS",
     "DEVICES",
     "PROVIDERS",
@@ -43,20 +49,15 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "onecycle")  # learning rate over the run (training/schedule.py)
-AUGMENTATIONS = ("none", "affine", "crop-flip", "flip")  # per-batch, on the fly (training/augment.py): affine
-#   for digits (small rotation, shift, scale), crop-flip for clothing (padded random crop, horizontal flip),
-#   flip alone for nets too small to fit shifted copies too
+AUGMENTATIONS = ("none", "affine", "crop-flip", "flip")  # per batch (training/augment.py): affine for digits,
+#   crop-flip (padded crop, mirror) for clothing, flip alone for nets too small to fit shifted copies too
 DEVICES = ("auto", "cpu", "cuda")  # torch devices for training
 PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution providers, as users name them
 WEIGHT_FORMATS = ("int8", "int7", "uint8")  # static int8's weights (QuantizationSettings.weights)
-WEIGHT_FORMATS = ("int8", "int7", "uint8")  # static int8's weights (QuantizationSettings.weights)
-CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy")  # static int8; auto tries the other three
-#   in this order on the same sample and keeps the most accurate that passes the gates (export/calibrate.py)
-PARITY_BATCH_SIZES = (1, 2, 7, 64)  # parity runs every image at each: 1 and 2 catch a batch axis fixed
-#   at export, 7 an odd remainder, 64 the kernels' batched paths
+CALIBRATION_METHODS = ("auto", "minmax", "percentile", "entropy")  # auto: the best of the three (calibrate.py)
+PARITY_BATCH_SIZES = (1, 2, 7, 64)  # 1, 2: a batch axis fixed at export; 7: an odd remainder; 64: batched kernels
 FIT_MODES = ("stretch", "pad", "crop", "object", "digit")  # how a photo is framed (runtime/framing.py)
 INPUT_LAYOUTS = ("NCHW", "NHWC")  # float32 input of a model without edgecnn metadata: torch or Keras order
-AUTO_BACKENDS = ("onnxruntime", "openvino")  # what auto measures; onnxruntime runs the reference and is the fallback
 BATCH_SIZE_HINT = 32  # the batch the app will run: auto and tune time batch 1 and this one (a camera burst)
 MAX_ACCURACY_DROP = 0.3  # percentage points a quantized model may lose vs its reference (torch, or the fp32 file)
 
@@ -178,8 +179,7 @@ class TuneConfig:
     """What `edgecnn tune` measures on the device, and for how long (runtime/tuning.py)."""
 
     batch_size_hint: int = BATCH_SIZE_HINT
-    budget: float | None = None  # seconds for the whole tuning; None: every configuration, 100 timed runs each (a
-    #   zoo net: about 15 s on 2 cores). A Predictor's first load tunes within 1.3 s (runtime/tuning.py)
+    budget: float | None = None  # seconds for the whole tuning; None: every configuration, 100 timed runs each
     max_accuracy_drop: float = MAX_ACCURACY_DROP
     backends: tuple[str, ...] | None = None  # what it measures on; None: every one installed (openvino too)
     threads: int | None = None  # pin the intra-op threads (as `edgecnn serve --threads` runs); None: 1, 2, 4 … cores
@@ -243,8 +243,7 @@ class ServeConfig:
 
     host: str = "127.0.0.1"  # loopback: this machine only; a LAN address wants --token-file too
     port: int = 8000  # Triton's HTTP port, where Open Inference Protocol clients look first; 0: any free port
-    max_batch: int = 32  # images per model call: the batch BENCHMARKS.md "Serving" measured (tools/load_test.py);
-    #   a camera burst, and a bounded model call
+    max_batch: int = 32  # images per model call: a camera burst, as BENCHMARKS.md "Serving" measured it
     max_delay_ms: float = 2.0  # longest a request waits for others to share its call; 0 batches only what waits
     queue: int = 256  # images waiting per model; beyond: 503 with Retry-After, never an unbounded backlog
     provider: str = "auto"  # as the Predictor: cuda when onnxruntime offers a working one, else cpu
@@ -277,22 +276,25 @@ class ServeConfig:
             raise ConfigError("; ".join(problems))
 
 
-def auto_backend_problems(backends: tuple[str, ...] | None) -> list[str]:
-    """What is wrong with the backends auto or tune is asked to measure on (None: every one installed)."""
-    if backends is not None and (set(backends) - set(AUTO_BACKENDS) or "onnxruntime" not in backends):
-        return [
-            f"backends must be onnxruntime, plus openvino if wanted (got {','.join(backends) or 'none'}): "
-            "onnxruntime runs the reference and is every file's fallback"
-        ]
-    return []
+ENGINES = ("process", "ray")  # where serve and predict run: this process, or a Ray cluster (docs/ray.md)
 
 
-def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
-    """--data-root, else $EDGECNN_DATA, else the user cache dir (where downloads go)."""
-    if data_root:
-        return Path(data_root).expanduser()
-    env = os.environ.get("EDGECNN_DATA")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "edgecnn" / "datasets"
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where `serve` and `predict` run: this process, or Ray Serve replicas / Ray Data actors on a Ray cluster."""
+
+    engine: str = "process"  # process: this process alone, no Ray; ray: pip install 'edgecnn[ray]'
+    address: str | None = None  # a Ray cluster to join (auto, HOST:6379); None: one on 127.0.0.1 for this command
+    replicas: int = 1  # Serve replicas or Data actors, each holding the model: one per core a model call can use
+    max_replicas: int | None = None  # autoscale from replicas up to this many with the load; None: a fixed count
+
+    def __post_init__(self) -> None:
+        problems = check_fields(self)
+        if self.engine not in ENGINES:
+            problems.append(f"engine must be one of {', '.join(ENGINES)} (got {self.engine!r})")
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            problems.append(f"max_replicas must be at least replicas ({self.replicas})")
+        if self.engine == "process" and (self.address or self.replicas != 1 or self.max_replicas):
+            problems.append("--address, --replicas and --max-replicas need --engine ray")
+        if problems:
+            raise ConfigError("; ".join(problems))

@@ -14,6 +14,7 @@
     ├── ParityError              the exported model disagrees with torch beyond the gates (.report)
     ├── ProviderError            an onnxruntime execution provider is unavailable or failed
     ├── TargetError              a check target (QEMU, the arm64 root, Node) cannot be made or did not run
+    ├── ClusterError             a Ray cluster cannot be joined or started, or lost the work (--engine ray)
     ├── DependencyError          an optional dependency is missing (the message names the extra)
     └── InputError               input handed to the runtime is invalid (dtype, shape, NaN, …)
         └── ImageError           an image file cannot be decoded or is refused (format, size) (.path)
@@ -38,6 +39,7 @@ __all__ = [
     "DataWarning",
     "ModelFileError",
     "WriteError",
+    "ClusterError",
     "DeviceError",
     "TrainingError",
     "ExportError",
@@ -132,6 +134,10 @@ class ProviderError(EdgeCNNError):
 
 class TargetError(EdgeCNNError):
     """A check target cannot be made here, or did not run (QEMU, the arm64 root, Node, onnxruntime-web)."""
+
+
+class ClusterError(EdgeCNNError):
+    """A Ray cluster could not be joined or started, or failed the work given to it (``--engine ray``)."""
 
 
 class DependencyError(EdgeCNNError):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (or refresh it when pyproject.toml or this script changed) with edgecnn[cpu,train,dev,openvino,serve].
+# Create .venv (or refresh it when pyproject.toml or this script changed) with edgecnn[cpu,train,dev,openvino,serve,ray].
 # Idempotent: a second run with nothing changed does nothing. Sourced by test.sh and demo.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,8 +14,8 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/nu
     "$python" -m venv --clear "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing edgecnn[cpu,train,dev,openvino,serve] into $venv (the first run takes a few minutes)" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[cpu,train,dev,openvino,serve]" >&2
+    echo "setup: installing edgecnn[cpu,train,dev,openvino,serve,ray] into $venv (the first run takes a few minutes)" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[cpu,train,dev,openvino,serve,ray]" >&2
     echo "$want" > "$stamp"
 fi
 

@@ -1,7 +1,7 @@
 """The command line: click only, one small module per command group (parse → config → one call → print).
 
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
-``quantize``, ``predict``, ``info``, ``tune``, ``check`` and ``targets`` (targets.py),
+``quantize``, ``predict`` (its files: ``classify_files``), ``info``, ``tune``, ``check`` and ``targets`` (targets.py),
 ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
 helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
 quantize share, their help written once), ``output`` (what every command prints the same way),

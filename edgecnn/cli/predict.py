@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
+from edgecnn.cli.classify_files import chunks, classify, expand, predict_to_file
+from edgecnn.cli.options import config_from_options, config_options
 from edgecnn.cli.output import print_json
 from edgecnn.cli.stop import stoppable
 from edgecnn.cli.zoo import resolve_model, zoo_dir_option
-from edgecnn.config import FIT_MODES, INPUT_LAYOUTS, PROVIDERS
+from edgecnn.config import ENGINES, FIT_MODES, INPUT_LAYOUTS, PROVIDERS, ClusterConfig
 from edgecnn.runtime.backends import BACKENDS, OPENVINO_PRECISIONS
 
 __all__ = ["predict"]
 
-CHUNK = 256  # images decoded and classified together: bounded memory for folders of any size
-PROGRESS_FROM = 300  # more files than this get a progress bar (on a terminal)
+CLUSTER_HELP = {
+    "engine": "process: classify here; ray: on Ray Data actors, one Predictor each (needs --output; 'edgecnn[ray]').",
+    "address": "With --engine ray: the Ray cluster to join (auto, HOST:6379); default: start one on 127.0.0.1.",
+    "replicas": "With --engine ray: actors, each holding the model.",
+    "max_replicas": "With --engine ray: autoscale the actors from --replicas up to this many.",
+}
 
 
 @click.command()
@@ -50,6 +54,13 @@ PROGRESS_FROM = 300  # more files than this get a progress bar (on a terminal)
 @click.option("--std", default=None, help="A model without edgecnn metadata: comma-separated per-channel std.")
 @click.option("--layout", type=click.Choice(INPUT_LAYOUTS), default=None, help="A model without edgecnn metadata.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list on stdout: a result or an error per file.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write one row per file to this .csv, .jsonl or .parquet file (atomically; a killed run resumes).",
+)
+@config_options(ClusterConfig, help=CLUSTER_HELP, choices={"engine": ENGINES})
 @zoo_dir_option
 def predict(
     model: str,
@@ -60,25 +71,35 @@ def predict(
     fit: str | None,
     no_invert: bool,
     as_json: bool,
+    output: str | None,
     zoo_dir: str | None,
-    **foreign: str | None,
+    **foreign: Any,
 ) -> None:
     """Classify IMAGES with MODEL.onnx: files, folders (searched recursively, sorted) or `-` for paths on
     stdin. A bad file gets its own error line; the rest still run; the exit status is 1 if any failed.
-    MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them)."""
+    MODEL may be a zoo model, zoo:NAME[:fp32|int8] (`edgecnn zoo` lists them). With --output the rows go to a
+    file instead; with --engine ray they are made on a Ray cluster (docs/ray.md)."""
     from edgecnn.runtime import Predictor
 
-    predictor = Predictor(
-        resolve_model(model, zoo_dir), provider=provider, allow_fallback=allow_fallback, fit=fit, **_foreign(foreign)
-    )
-    files, problems = _expand(images)
+    cluster = config_from_options(ClusterConfig, {k: foreign.pop(k) for k in CLUSTER_HELP})
+    make = {"provider": provider, "allow_fallback": allow_fallback, "fit": fit, **_foreign(foreign)}
+    path = resolve_model(model, zoo_dir)
+    if cluster.engine == "ray" or output:
+        predict_to_file(path, images, output, cluster, make=make, top_k=top_k, invert=not no_invert)
+    else:
+        _print_rows(Predictor(path, **make), images, top_k, invert=not no_invert, as_json=as_json)
+
+
+def _print_rows(predictor: Any, images: tuple[str, ...], top_k: int, *, invert: bool, as_json: bool) -> None:
+    """A line (or a JSON entry) per file; exit 1 if any failed or none was found."""
+    files, problems = expand(images)
     results = [{"file": path, "error": f"{path}: {why}"} for path, why in problems]  # a path not read is said
     for result in results:
         _show(result, as_json)
     with stoppable() as on_ctrl_c:  # a model that never finishes still stops on Ctrl-C
         on_ctrl_c(predictor.engine.stop)
-        for chunk in _chunks(files):
-            for result in _classify(predictor, chunk, top_k, invert=not no_invert):
+        for chunk in chunks(files):
+            for result in classify(predictor, chunk, top_k, invert=invert):
                 _show(result, as_json)
                 results.append(result)
     if as_json:
@@ -97,55 +118,6 @@ def _foreign(options: dict[str, str | None]) -> dict[str, Any]:
 
     engine = ("backend", "device", "precision")
     return {k: v if k in engine else convert_option(QuantizeConfig, k, v) for k, v in options.items() if v is not None}
-
-
-def _expand(arguments: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(files, problems): files as given; folders → their image files, recursively, sorted; ``-`` → paths read
-    from stdin. A sub-folder that cannot be listed, or a link that loops, is a (path, why) problem: no image is
-    lost without a word."""
-    from edgecnn.data.folders import walk_image_files
-    from edgecnn.runtime.images import IMAGE_SUFFIXES
-
-    files: list[str] = []
-    problems: list[tuple[str, str]] = []
-    for argument in arguments:
-        if argument == "-":
-            files += [line.strip() for line in sys.stdin if line.strip()]
-        elif Path(argument).is_dir():
-            found, trouble = walk_image_files(argument, IMAGE_SUFFIXES)  # the files predict takes, the data tier's walk
-            files += sorted(found)
-            problems += trouble
-        else:
-            files.append(argument)
-    return files, problems
-
-
-def _chunks(files: list[str]) -> Iterator[list[str]]:
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() and len(files) > PROGRESS_FROM
-    with tqdm(total=len(files), unit="image", disable=not show, file=sys.stderr, leave=False) as bar:
-        for start in range(0, len(files), CHUNK):
-            yield files[start : start + CHUNK]
-            bar.update(min(CHUNK, len(files) - start))
-
-
-def _classify(predictor: Any, paths: list[str], top_k: int, *, invert: bool) -> list[dict[str, Any]]:
-    from edgecnn.errors import ImageError
-    from edgecnn.runtime.images import load_image
-
-    results: dict[str, Any] = {}
-    loaded = {}
-    for path in paths:
-        try:
-            loaded[path] = load_image(path)
-        except ImageError as exc:
-            results[path] = {"file": path, "error": str(exc)}
-    if loaded:
-        predictions = predictor.predict(list(loaded.values()), top_k, invert=invert)
-        for path, result in zip(loaded, predictions, strict=True):
-            results[path] = {"file": path, **result.to_dict()}
-    return [results[path] for path in paths]
 
 
 def _show(result: dict[str, Any], as_json: bool) -> None:

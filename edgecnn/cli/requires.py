@@ -15,6 +15,7 @@ EXTRAS = {
     "quantize": (("onnx",), "ONNX graph tools"),
     "plot": (("matplotlib",), "charts"),
     "serve": (("starlette", "uvicorn", "prometheus_client", "python_multipart"), "the HTTP server"),
+    "ray": (("ray", "pyarrow", "starlette", "uvicorn"), "Ray Serve and Ray Data"),
 }
 
 

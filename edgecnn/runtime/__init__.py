@@ -8,7 +8,8 @@ file facts in ``metadata_props``), ``foreign`` (the caller's description of a mo
 ``images`` (what users hand in → upright uint8 images), ``guards`` (the size limits every input and a graph's
 declared input are held to; the array checks), ``framing`` (a photo →
 the model's H×W), ``preprocess`` (pixels → graph input), ``scores`` (what comes out, and the checks on both
-ends) and ``predictor`` (:class:`Predictor`).
+ends), ``predictor`` (:class:`Predictor`) and ``result_files`` (``predict --output``: rows in CSV, JSONL or
+Parquet, resumable).
 
 The fastest correct configuration, measured where the model runs: ``fingerprint`` (the machine a choice was
 measured on, and this one), ``timing`` (engines timed interleaved, percentiles), ``gates`` (what "agrees"

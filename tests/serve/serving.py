@@ -4,6 +4,7 @@ unimportable): `edgecnn serve ... --port 0` on loopback, its port read from the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,23 +70,26 @@ def _lower(headers: Any) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
-@contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``edgecnn serve ARGS`` on a free loopback port, ready when it says so; SIGTERM afterwards. ``env``: added
-    to this process's environment."""
+@contextlib.contextmanager
+def running_server(
+    *args: str, env: dict[str, str] | None = None, limit: float = LIMIT_SECONDS, start_timeout: float = 60
+) -> Iterator[Server]:
+    """``edgecnn serve ARGS`` on a free loopback port, ready when it says so (within ``start_timeout``), stopping
+    by itself after ``limit`` seconds; SIGTERM afterwards. ``env``: added to this process's environment."""
     code = blocking_prelude() + "from edgecnn.cli import main; sys.argv[0] = 'edgecnn'; main()"
     command = [sys.executable, "-c", code, "serve", *args, "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(
-        [*command, "--stop-after", str(LIMIT_SECONDS)],
+        [*command, "--stop-after", str(limit)],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: whatever it starts (a Ray cluster) is stopped with it
     )
     lines: list[str] = []
     announced = threading.Event()
     threading.Thread(target=_read, args=(process, lines, announced), daemon=True).start()
-    if not announced.wait(60) or not any(_ANNOUNCED.search(line) for line in lines):
+    if not announced.wait(start_timeout) or not any(_ANNOUNCED.search(line) for line in lines):
         process.kill()
         process.wait()
         pytest.fail("the server did not start:\n" + "".join(lines))
@@ -98,6 +101,8 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[Se
         if process.poll() is None:
             process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything of its group left behind
 
 
 def _read(process: subprocess.Popen, lines: list[str], announced: threading.Event) -> None:
