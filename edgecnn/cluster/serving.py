@@ -17,6 +17,7 @@ replicas=2`` (or the same arguments in a Serve config file's ``args``) deploys t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from edgecnn.files import atomic_path
 __all__ = ["APP_NAME", "ShippedModel", "ship_models", "serve_application", "build_app"]
 
 APP_NAME = "edgecnn"  # the Serve application's name, routed at "/"
+_LOGS = contextlib.ExitStack()  # a replica's log handlers: open as long as its process
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,30 @@ def ship_models(specs: Sequence[str], *, zoo_dir: str | None) -> list[ShippedMod
     return shipped
 
 
-def _replica_app(models: Sequence[ShippedModel], config: ServeConfig, token: str | None) -> Any:
-    """The single-process application, built inside a replica (the builder Ray runs there)."""
+def _replica_app(models: Sequence[ShippedModel], config: ServeConfig, token: str | None, batching: str) -> Any:
+    """The single-process application, built inside a replica (the builder Ray runs there); with ``batching``
+    "serve", each model batched by Ray Serve's ``@serve.batch`` instead of edgecnn's batcher."""
     from ray import serve
 
     from edgecnn.runtime.tune_cache import cache_dir
     from edgecnn.serve.app import create_app
     from edgecnn.serve.metrics import Metrics
     from edgecnn.serve.models import load_models
+    from edgecnn.serve.server import access_log_to, error_log_to_stderr
 
     _keep_to_loopback()
     cache = cache_dir() / "ray-models"
     specs = [model.materialize(cache) for model in models]
     metrics = Metrics()
+    # the access log and the one-line faults, as `edgecnn serve` writes them, for the replica's lifetime
+    _LOGS.enter_context(access_log_to(config.access_log))
+    _LOGS.enter_context(error_log_to_stderr())
     served = load_models(specs, config, observe=metrics.observer)
+    if batching == "serve":
+        from edgecnn.cluster.ray_batching import ServeBatcher
+
+        for model in served:
+            model.batcher = ServeBatcher(model.batcher, model.call, metrics.observer(model.name))
     replica = serve.get_replica_context().replica_id.unique_id
     return _Labelled(create_app(served, config, metrics=metrics, token=token), replica.encode())
 
@@ -122,14 +134,25 @@ class _Labelled:
 
 
 def serve_application(
-    models: Sequence[ShippedModel], config: ServeConfig, cluster: ClusterConfig, *, token: str | None
+    models: Sequence[ShippedModel],
+    config: ServeConfig,
+    cluster: ClusterConfig,
+    *,
+    token: str | None,
+    batching: str = "edgecnn",
 ) -> Any:
     """The Ray Serve application: one deployment of ``cluster.replicas`` replicas (or autoscaling up to
-    ``cluster.max_replicas``), each the single-process server over ``models``."""
+    ``cluster.max_replicas``), each the single-process server over ``models``, batching with edgecnn's batcher
+    or (``batching="serve"``) Ray Serve's ``@serve.batch`` (cluster/ray_batching.py)."""
     from ray import serve
 
+    from edgecnn.cluster.ray_batching import BATCHINGS
+
+    if batching not in BATCHINGS:
+        raise ConfigError(f"batching must be one of {', '.join(BATCHINGS)} (got {batching!r})")
+
     def build() -> Any:  # runs in each replica
-        return _replica_app(models, config, token)
+        return _replica_app(models, config, token, batching)
 
     scaling: dict[str, Any] = {"num_replicas": cluster.replicas}
     if cluster.max_replicas is not None:
@@ -155,19 +178,19 @@ def serve_application(
 
 def build_app(args: Mapping[str, str]) -> Any:
     """Ray's application builder: ``serve run edgecnn.cluster.serving:build_app models=SPEC[,SPEC…] [replicas=N]
-    [max_replicas=M] [zoo_dir=D] [token_file=F] [any ServeConfig field=value]``."""
+    [max_replicas=M] [batching=edgecnn|serve] [zoo_dir=D] [token_file=F] [any ServeConfig field=value]``."""
     from edgecnn.serve.server import read_token
 
     options = dict(args)
     specs = [spec for spec in options.pop("models", "").split(",") if spec]
     if not specs:
         raise ConfigError("build_app needs models=SPEC[,SPEC…] (files, zoo:NAME or NAME=either)")
-    zoo_dir = options.pop("zoo_dir", None)
+    zoo_dir, batching = options.pop("zoo_dir", None), options.pop("batching", "edgecnn")
     scale = {k: options.pop(k) for k in ("replicas", "max_replicas") if k in options}
     cluster = config_from_dict(ClusterConfig, {"engine": "ray", **{k: int(v) for k, v in scale.items()}})
     config = config_from_dict(ServeConfig, _typed(options))
     token = read_token(config.token_file) if config.token_file else None
-    return serve_application(ship_models(specs, zoo_dir=zoo_dir), config, cluster, token=token)
+    return serve_application(ship_models(specs, zoo_dir=zoo_dir), config, cluster, token=token, batching=batching)
 
 
 def _typed(options: Mapping[str, str]) -> dict[str, Any]:

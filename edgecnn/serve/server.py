@@ -35,7 +35,7 @@ from edgecnn.serve.metrics import Metrics
 from edgecnn.serve.models import ServedModel
 from edgecnn.serve.wire import HeadLimits, connection_class
 
-__all__ = ["read_token", "bind", "run_server"]
+__all__ = ["read_token", "bind", "run_server", "access_log_to", "error_log_to_stderr"]
 
 BACKLOG = 2048  # connections the kernel queues while the event loop is busy: a burst of clients, not refusals
 
@@ -145,7 +145,7 @@ def run_server(
     # passes over them were the tail of the latency under load)
     gc.collect()
     gc.freeze()
-    with sock, _access_log(config.access_log), _error_log():
+    with sock, access_log_to(config.access_log), error_log_to_stderr():
         server.run(sockets=[sock])
     if not server.started:
         raise EdgeCNNError(f"the server at {url} did not start (see the lines above)")
@@ -173,7 +173,7 @@ def _uvicorn_settings(app: Gate, config: ServeConfig) -> uvicorn.Config:
 
 
 @contextlib.contextmanager
-def _error_log() -> Iterator[None]:
+def error_log_to_stderr() -> Iterator[None]:
     """The server's own faults (gate.py): one line each on stderr, already prefixed. python-multipart's warnings
     are a client's malformed form, answered 400 and logged as such: not repeated here."""
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
@@ -189,7 +189,7 @@ def _error_log() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _access_log(destination: str) -> Iterator[None]:
+def access_log_to(destination: str) -> Iterator[None]:
     """One JSON line per request to stderr ("-"), a file (appended), or nowhere ("off")."""
     logger = logging.getLogger(ACCESS_LOGGER)
     logger.propagate = False

@@ -5,6 +5,7 @@ file gets exactly one row, equal to the Predictor's answer; a run killed midway 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -107,3 +108,36 @@ def test_a_run_killed_midway_resumes_and_still_writes_every_row_once(folder, exp
     for row in rows:
         row["top_k"] = json.loads(row["top_k"])
     _check_rows(rows, folder, expected)
+
+
+def test_an_actor_killed_midway_is_replaced_and_every_file_still_has_one_row(folder, expected, tmp_path):
+    output = tmp_path / "rows.csv"
+    run = _predict(str(folder), "--engine", "ray", "--replicas", "2", "--output", str(output))
+    parts = tmp_path / "rows.csv.parts"
+    deadline = time.monotonic() + 300
+    while not list(parts.glob("part-*.jsonl")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    actors = _actor_pids(run.pid)
+    assert actors and run.poll() is None, "no Ray Data actor was running midway"
+    os.kill(actors[0], signal.SIGKILL)
+    code, err = _finish(run)
+    assert code == 1 and f"wrote {IMAGES + 3} row(s)" in err and "Traceback" not in err, err
+    rows = [{**row, "top_k": json.loads(row["top_k"])} for row in csv.DictReader(output.open())]
+    for row in rows:
+        row["probability"] = float(row["probability"]) if row["probability"] else None
+    _check_rows(rows, folder, expected)
+
+
+def _actor_pids(command: int) -> list[int]:
+    """The Ray Data actors (MapWorker processes) of the cluster the command started: in its session."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if cmdline.startswith("ray::MapWorker") and os.getsid(int(entry.name)) == os.getsid(command):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(pids)

@@ -5,16 +5,21 @@ checked against the Predictor on real Fashion-MNIST test images; one replica's p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from conftest import REPO
 from serve.serving import fashion_test_images, running_server
 
 from edgecnn.runtime import Predictor
@@ -36,9 +41,14 @@ def graph(predictor):
 
 
 @pytest.fixture(scope="module")
-def server():
-    args = (f"zoo:{MODEL}", "--backend", "onnxruntime", "--engine", "ray", "--replicas", "2", "--access-log", "off")
-    with running_server(*args, limit=400, start_timeout=240) as server:
+def access_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ray-serve") / "access.jsonl"
+
+
+@pytest.fixture(scope="module")
+def server(access_log):
+    args = (f"zoo:{MODEL}", "--backend", "onnxruntime", "--engine", "ray", "--replicas", "2")
+    with running_server(*args, "--access-log", str(access_log), limit=400, start_timeout=240) as server:
         yield server
         assert server.stop(timeout=120) == 0, "".join(server.lines)
         assert any("stopped" in line for line in server.lines)
@@ -75,9 +85,14 @@ def test_tritonclient_and_kserve_get_the_predictors_answers(server, predictor, g
         np.testing.assert_allclose(logits, predictor.logits(graph[12:20]), atol=1e-5, rtol=0)
 
 
-def test_requests_spread_over_both_replicas(server):
-    seen = {server.request("GET", f"/v2/models/{MODEL}")[1].get(REPLICA) for _ in range(40)}
+def test_requests_spread_over_both_replicas_each_logging_and_counting_its_own(server, access_log):
+    seen = {server.request("GET", f"/v2/models/{MODEL}/ready")[1].get(REPLICA) for _ in range(40)}
     assert len(seen - {None}) == 2, seen
+    time.sleep(0.5)  # the replicas' log lines reach the file
+    lines = [json.loads(line) for line in access_log.read_text().splitlines()]
+    assert sum(line["route"] == "model_ready" and line["status"] == 200 for line in lines) >= 40, lines[-3:]
+    status, headers, body = server.request("GET", "/metrics")  # one replica's own registry, Prometheus text
+    assert status == 200 and headers.get(REPLICA) in seen and b"edgecnn_requests_total" in body
 
 
 def test_a_killed_replica_loses_no_request_silently_and_the_service_recovers(server, predictor, graph):
@@ -148,3 +163,62 @@ def _session(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:
         return None
+
+
+_DRIVER = """
+import sys, time
+from edgecnn.cluster.ray_session import ray_cluster
+from edgecnn.cluster.serving import build_app
+from edgecnn.serve.server import bind
+
+with bind("127.0.0.1", 0) as probe:
+    port = probe.getsockname()[1]
+with ray_cluster(None, say=print):
+    from ray import serve
+
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = build_app({"models": "zoo:keras_same", "batching": "serve", "backend": "onnxruntime", "max_delay_ms": "20"})
+    serve.run(app, name="edgecnn", route_prefix="/")
+    print("READY", port, flush=True)
+    sys.stdin.read()  # until the test closes it (or dies): then the cluster stops
+    serve.shutdown()
+"""
+
+
+def test_build_app_for_serve_run_batches_with_serve_batch_and_answers_as_the_predictor(predictor, graph):
+    """Ray's own entry point (what `serve run edgecnn.cluster.serving:build_app` calls), with Ray Serve's
+    @serve.batch in the replica: requests sent together are batched, every answer the Predictor's."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = ""
+        deadline = time.monotonic() + 240
+        while not line.startswith("READY") and time.monotonic() < deadline and process.poll() is None:
+            line = process.stdout.readline()
+        assert line.startswith("READY"), line
+        url = f"127.0.0.1:{line.split()[1]}"
+        client = triton.InferenceServerClient(url, concurrency=16)
+        pending = []
+        for i in range(32):
+            tensor = triton.InferInput("input", [1, *graph.shape[1:]], "FP32")
+            tensor.set_data_from_numpy(graph[i : i + 1], binary_data=True)
+            pending.append(client.async_infer(MODEL, [tensor]))
+        for i, answer in enumerate(pending):
+            logits = answer.get_result().as_numpy("logits")
+            np.testing.assert_allclose(logits, predictor.logits(graph[i : i + 1]), atol=1e-5, rtol=0)
+        metrics = urllib.request.urlopen(f"http://{url}/metrics", timeout=30).read().decode()  # the replica's own
+        calls = sum(float(m.split()[-1]) for m in metrics.splitlines() if m.startswith("edgecnn_batch_size_count"))
+        assert 0 < calls < 32, metrics  # fewer model calls than requests: they were batched
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
