@@ -154,16 +154,6 @@ def serve_application(
     def build() -> Any:  # runs in each replica
         return _replica_app(models, config, token, batching)
 
-    scaling: dict[str, Any] = {"num_replicas": cluster.replicas}
-    if cluster.max_replicas is not None:
-        scaling = {
-            "num_replicas": "auto",
-            "autoscaling_config": {
-                "min_replicas": cluster.replicas,
-                "max_replicas": cluster.max_replicas,
-                "target_ongoing_requests": max(2, config.max_batch // 2),
-            },
-        }
     deployment = serve.deployment(serve.ingress(build)()).options(
         name=APP_NAME,
         # each replica's batcher bounds its own queue (503 beyond): Ray must not hold requests back first
@@ -171,9 +161,23 @@ def serve_application(
         graceful_shutdown_timeout_s=config.drain_timeout,
         graceful_shutdown_wait_loop_s=0.5,
         ray_actor_options={"num_cpus": config.threads or 1},
-        **scaling,
+        **_scaling(cluster, config),
     )
     return deployment.bind()
+
+
+def _scaling(cluster: ClusterConfig, config: ServeConfig) -> dict[str, Any]:
+    """A fixed count of replicas, or an autoscaling range that adds one per half batch of requests in flight."""
+    if cluster.max_replicas is None:
+        return {"num_replicas": cluster.replicas}
+    return {
+        "num_replicas": "auto",
+        "autoscaling_config": {
+            "min_replicas": cluster.replicas,
+            "max_replicas": cluster.max_replicas,
+            "target_ongoing_requests": max(2, config.max_batch // 2),
+        },
+    }
 
 
 def build_app(args: Mapping[str, str]) -> Any:
