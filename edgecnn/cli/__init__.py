@@ -1,7 +1,8 @@
 """The command line: click only, one small module per command group (parse → config → one call → print).
 
 The commands: ``train`` (``edgecnn archs`` and ``train``), ``export`` (``export`` and ``verify``),
-``quantize``, ``predict`` (its files: ``classify_files``), ``info``, ``tune``, ``check`` and ``targets`` (targets.py),
+``quantize``, ``bundle``, ``predict`` (its files: ``classify_files``), ``info``, ``tune``, ``check`` and
+``targets`` (targets.py),
 ``bench``, ``serve``, ``zoo`` (and the ``zoo:NAME`` argument); their
 helpers: ``options`` (options generated from the config fields), ``quantization`` (the options export and
 quantize share, their help written once), ``output`` (what every command prints the same way),
@@ -22,6 +23,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.cli.bench import bench
+from edgecnn.cli.bundle import bundle
 from edgecnn.cli.check import check_command
 from edgecnn.cli.export import export_command, verify
 from edgecnn.cli.info import info
@@ -78,6 +80,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_args: A
 # the extra each command needs, shown in `edgecnn --help`
 _EXTRA = {"archs": "train", "train": "train", "export": "train", "verify": "train", "quantize": "quantize"}
 _EXTRA["serve"] = "serve"
+_EXTRA["bundle"] = "quantize"
 
 _COMMANDS = (
     archs,
@@ -90,6 +93,7 @@ _COMMANDS = (
     tune_command,
     check_command,
     targets_command,
+    bundle,
     bench,
     serve,
     zoo_command,

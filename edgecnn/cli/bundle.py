@@ -1,0 +1,35 @@
+"""``edgecnn bundle``: a model packaged for where it runs, checked there (``--target mobile``: the ORT format for
+onnxruntime-mobile, docs/bundle.md)."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli.output import print_json
+from edgecnn.cli.requires import require
+from edgecnn.cli.zoo import resolve_model, zoo_dir_option
+
+__all__ = ["bundle", "BUNDLE_TARGETS"]
+
+BUNDLE_TARGETS = ("mobile",)  # onnxruntime-mobile's ORT format (export/mobile.py)
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", type=click.Choice(BUNDLE_TARGETS), default="mobile", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="The folder to write the bundle into.")
+@click.option("--json", "as_json", is_flag=True, help="The bundle's report (bundle.json) on stdout.")
+@zoo_dir_option
+def bundle(model: str, target: str, out: str, as_json: bool, zoo_dir: str | None) -> None:
+    """Package MODEL.onnx for TARGET into the folder OUT, and check it: for mobile, the ORT-format file
+    onnxruntime-mobile loads, the operators a reduced onnxruntime build needs, the preprocessing contract
+    as JSON, and the .ort file's parity with the .onnx on real test images (bundle.json: sizes, operators,
+    parameters, MACs, peak activation memory, latency here). MODEL may be zoo:NAME[:fp32|int8]."""
+    require("quantize", "edgecnn bundle")  # onnxruntime's converter and the graph's costs read it with onnx
+    from edgecnn.export.mobile import bundle_mobile
+
+    report = bundle_mobile(
+        resolve_model(model, zoo_dir), out, say=lambda line: click.echo(f"edgecnn: {line}", err=True)
+    )
+    if as_json:
+        print_json(report)
