@@ -1,13 +1,16 @@
-"""What each zoo file costs as a mobile bundle: `edgecnn bundle --target mobile` on every zoo net's fp32 and int8
-files, into BENCHMARKS.md "What each target costs".
+"""What each zoo file costs as a bundle: `edgecnn bundle --target mobile` and `--target web` on every zoo net's
+fp32 and int8 files, into BENCHMARKS.md "What each target costs".
 
     .venv/bin/python tools/bundle_costs.py [--no-write]
 
 Per file: the .onnx and .ort bytes, the operators a reduced onnxruntime build must include, parameters, MACs
 and peak activation memory at batch 1 (export/costs.py: the graph as onnxruntime runs it), the .ort file's
 batch-1 median on this machine with one thread, and its top-1 agreement with the .onnx on the model's probe
-images (1,000 real test images). Each bundle is written to a temporary folder and checked as the command checks
-it.
+images (1,000 real test images). Web: the folder's bytes (onnxruntime-web's two files, the model, the page), and
+the page's self-test in headless Chromium (WebAssembly, one thread): its nine samples' labels against the
+Predictor's on this machine, the largest probability difference, and the median model call in the browser
+(performance.now() around session.run; the first call, which compiles, left out). Each bundle is written to a
+temporary folder and checked as the command checks it.
 """
 
 from __future__ import annotations
@@ -43,12 +46,45 @@ def rows() -> list[str]:
     return out
 
 
+WEB_HEADER = (
+    "| file | bundle bytes | onnxruntime-web bytes | model bytes | labels as the Predictor | max Δprobability | "
+    "browser call p50 ms |"
+)
+
+
+def web_rows() -> list[str]:
+    from statistics import median
+
+    from edgecnn.export.browser import browser_selftest
+    from edgecnn.export.web import bundle_web
+
+    out = []
+    index = load_index(Path(__file__).resolve().parents[1] / "models")
+    for net in index.nets:
+        for variant in ("fp32", "int8"):
+            with tempfile.TemporaryDirectory(prefix="edgecnn-bundle-costs-") as tmp:
+                report = bundle_web(resolve_zoo(f"zoo:{net}:{variant}"), Path(tmp) / "site", say=lambda _: None)
+                answers = browser_selftest(Path(tmp) / "site").answers
+            same = sum(answers[s["file"]]["label"] == s["label"] for s in report["samples"])
+            delta = max(abs(answers[s["file"]]["probability"] - s["probability"]) for s in report["samples"])
+            calls = [answers[s["file"]]["ms"] for s in report["samples"][1:]]
+            size = report["bytes"]
+            out.append(
+                f"| {net} {variant} | {size['total']:,} | {size['runtime']:,} | {size['model']:,} "
+                f"| {same}/{len(report['samples'])} | {delta:.1e} | {median(calls):.2f} |"
+            )
+            print(out[-1], flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
     print(HEADER)
     table = rows()
+    print(WEB_HEADER)
+    web = web_rows()
     if args.no_write:
         return
     from benchmarks import _provenance, write_section
@@ -56,8 +92,12 @@ def main() -> None:
     from edgecnn.bench.environment import environment
 
     provenance = _provenance(environment()).replace("tools/benchmarks.py", "tools/bundle_costs.py")
-    body = "\n".join([provenance, "", __doc__.split("\n\n", 2)[2].strip(), "", HEADER, "|---" * 9 + "|", *table])
-    write_section("bundle-costs", "## What each target costs: the zoo as mobile bundles", body)
+    body = "\n".join(
+        [provenance, "", __doc__.split("\n\n", 2)[2].strip(), "", "Mobile (ORT format):", "", HEADER, "|---" * 9 + "|"]
+        + [*table, "", "Web (onnxruntime-web, WebAssembly, one thread; Chromium headless):", "", WEB_HEADER]
+        + ["|---" * 7 + "|", *web]
+    )
+    write_section("bundle-costs", "## What each target costs: the zoo as mobile and web bundles", body)
 
 
 if __name__ == "__main__":

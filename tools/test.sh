@@ -8,6 +8,8 @@ cd "$root"
 # takes minutes and needs root on Debian/Ubuntu: elsewhere it says what is missing, and those tests skip.
 echo "test.sh: edgecnn targets setup" >&2
 .venv/bin/python -m edgecnn targets setup || echo "test.sh: the check targets are not all ready (see above)" >&2
+# Chromium, for the web bundle's browser test (Debian's package, as root; skipped with the reason elsewhere)
+tools/setup_browser.sh || echo "test.sh: Chromium could not be installed (see above)" >&2
 echo "test.sh: ruff check and ruff format --check" >&2
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || { echo "test.sh: run .venv/bin/ruff format . to fix the layout" >&2; exit 1; }

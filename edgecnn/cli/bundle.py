@@ -1,5 +1,5 @@
-"""``edgecnn bundle``: a model packaged for where it runs, checked there (``--target mobile``: the ORT format for
-onnxruntime-mobile, docs/bundle.md)."""
+"""``edgecnn bundle``: a model packaged for where it runs, checked there (``--target web``: a static page on
+onnxruntime-web; ``--target mobile``: the ORT format for onnxruntime-mobile; docs/bundle.md)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,27 @@ from edgecnn.cli.zoo import resolve_model, zoo_dir_option
 
 __all__ = ["bundle", "BUNDLE_TARGETS"]
 
-BUNDLE_TARGETS = ("mobile",)  # onnxruntime-mobile's ORT format (export/mobile.py)
+BUNDLE_TARGETS = ("web", "mobile")  # a static page on onnxruntime-web (export/web.py); the ORT format (mobile.py)
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", type=click.Choice(BUNDLE_TARGETS), default="mobile", show_default=True)
+@click.option("--target", type=click.Choice(BUNDLE_TARGETS), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The folder to write the bundle into.")
 @click.option("--json", "as_json", is_flag=True, help="The bundle's report (bundle.json) on stdout.")
 @zoo_dir_option
 def bundle(model: str, target: str, out: str, as_json: bool, zoo_dir: str | None) -> None:
-    """Package MODEL.onnx for TARGET into the folder OUT, and check it: for mobile, the ORT-format file
+    """Package MODEL.onnx for TARGET into the folder OUT, and check it. For web, a static page that classifies
+    photos, camera frames and drawings with onnxruntime-web, framed as the Predictor frames them
+    (index.html?selftest=1 answers the bundled samples as JSON). For mobile, the ORT-format file
     onnxruntime-mobile loads, the operators a reduced onnxruntime build needs, the preprocessing contract
     as JSON, and the .ort file's parity with the .onnx on real test images (bundle.json: sizes, operators,
     parameters, MACs, peak activation memory, latency here). MODEL may be zoo:NAME[:fp32|int8]."""
     require("quantize", "edgecnn bundle")  # onnxruntime's converter and the graph's costs read it with onnx
     from edgecnn.export.mobile import bundle_mobile
+    from edgecnn.export.web import bundle_web
 
-    report = bundle_mobile(
-        resolve_model(model, zoo_dir), out, say=lambda line: click.echo(f"edgecnn: {line}", err=True)
-    )
+    make = bundle_web if target == "web" else bundle_mobile
+    report = make(resolve_model(model, zoo_dir), out, say=lambda line: click.echo(f"edgecnn: {line}", err=True))
     if as_json:
         print_json(report)

@@ -1,0 +1,59 @@
+"""`edgecnn bundle --target web` in a real browser: Debian's Chromium, headless, opens the bundle from a static
+server on 127.0.0.1 (bounded in time, stopped by the test) and classifies the bundled samples — real test images,
+a light-background photo, a small off-centre one and a JPEG rotated by its EXIF tag — with onnxruntime-web's
+WebAssembly kernels and the JavaScript framing. Every label must be the Predictor's on this machine and every
+probability within the gate; the page loads every runtime file shipped, and nothing is missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import run_cli
+
+from edgecnn.export.browser import browser_selftest, chromium
+
+CHROMIUM = chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (tools/setup_browser.sh)")
+PROBABILITY_GATE = 1e-3  # float32 softmax in the page against the Predictor's: measured ≤ 2e-7 on fashion_bn
+
+
+@pytest.mark.parametrize("model", ["zoo:fashion_bn", "zoo:keras_valid:fp32"])
+def test_the_browser_gives_the_predictors_answers(tmp_path, model):
+    out = tmp_path / "site"
+    result = run_cli("bundle", model, "--target", "web", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    selftest = browser_selftest(out)
+    answers, requests = selftest.answers, selftest.requests
+    assert "error" not in answers, answers
+    assert set(answers) == {sample["file"] for sample in report["samples"]}
+    for sample in report["samples"]:
+        got = answers[sample["file"]]
+        assert got["label"] == sample["label"], (sample, got)
+        assert abs(got["probability"] - sample["probability"]) <= PROBABILITY_GATE, (sample, got)
+    fetched = {path.lstrip("/") for _, path, _ in requests}
+    shipped = {name for name in report["bytes"]["files"] if name.startswith("ort/")}
+    assert shipped <= fetched, shipped - fetched  # ship only what the page loads
+    assert all(status in (200, 204, 304) for _, _, status in requests), requests
+
+
+def test_opened_from_a_file_the_page_says_how_to_serve_it(tmp_path):
+    out = tmp_path / "site"
+    assert run_cli("bundle", "zoo:fashion_bn", "--target", "web", "--out", str(out)).returncode == 0
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", (out / "index.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "python3 -m http.server" in dom and "file://" in dom
+
+
+def test_a_folder_of_other_files_is_not_overwritten(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = run_cli("bundle", "zoo:fashion_bn", "--target", "web", "--out", str(tmp_path / "mine"))
+    assert result.returncode == 1 and "not a bundle" in result.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
