@@ -23,9 +23,11 @@ _WAIT = 120.0  # seconds for the page to load onnxruntime-web, the model and ans
 
 @dataclass
 class SelfTest:
-    """The page's answers ({file: {label, probability, ms}}) and the requests it made (method, path, status)."""
+    """The page's answers ({file: {label, probability, ms}}), its timing of the model call (p50_ms, p90_ms, runs)
+    and the requests it made (method, path, status)."""
 
     answers: dict[str, Any]
+    timing: dict[str, Any]
     requests: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -72,4 +74,5 @@ def browser_selftest(folder: str | Path, *, wait: float = _WAIT) -> SelfTest:
         browser.wait(30)
         server.shutdown()
         server.server_close()
-    return SelfTest(json.loads(server.answer), list(server.requests))  # type: ignore[attr-defined]
+    posted = json.loads(server.answer)  # type: ignore[attr-defined]
+    return SelfTest(posted["answers"], posted.get("timing", {}), list(server.requests))  # type: ignore[attr-defined]
