@@ -57,3 +57,25 @@ def test_a_folder_of_other_files_is_not_overwritten(tmp_path):
     result = run_cli("bundle", "zoo:fashion_bn", "--target", "web", "--out", str(tmp_path / "mine"))
     assert result.returncode == 1 and "not a bundle" in result.stderr
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_wasm_check_target_and_the_browser_give_the_same_numbers(tmp_path, ready_targets):
+    """The same onnxruntime-web kernels, run by `edgecnn check`'s wasm target (Node) on the samples as the
+    Predictor frames them, and by the bundle's page in Chromium: the same probabilities."""
+    from edgecnn.runtime import Predictor
+    from edgecnn.runtime.scores import softmax
+    from edgecnn.runtime.target_run import target_logits
+    from edgecnn.runtime.targets import get_target
+
+    out = tmp_path / "site"
+    assert run_cli("bundle", "zoo:keras_same", "--target", "web", "--out", str(out)).returncode == 0
+    report = json.loads((out / "bundle.json").read_text())
+    browser = browser_selftest(out).answers
+    predictor = Predictor(out / "model.onnx", backend="onnxruntime")
+    feed = predictor.prepare([str(out / sample["file"]) for sample in report["samples"]])
+    logits, ran = target_logits(get_target("wasm"), out / "model.onnx", feed, 1)
+    assert ran["runtime"] == "onnxruntime-web"
+    for sample, probabilities in zip(report["samples"], softmax(logits), strict=True):
+        got = browser[sample["file"]]
+        assert report["preprocessing"]["classes"][int(probabilities.argmax())] == got["label"]
+        assert abs(float(probabilities.max()) - got["probability"]) <= 1e-5, (sample, got)
