@@ -19,8 +19,14 @@ BUNDLE_TARGETS = ("web", "mobile")  # a static page on onnxruntime-web (export/w
 @click.option("--target", type=click.Choice(BUNDLE_TARGETS), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The folder to write the bundle into.")
 @click.option("--json", "as_json", is_flag=True, help="The bundle's report (bundle.json) on stdout.")
+@click.option(
+    "--samples",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="web: a folder of images to bundle as the self-test's samples (default: the model's dataset's test images).",
+)
 @zoo_dir_option
-def bundle(model: str, target: str, out: str, as_json: bool, zoo_dir: str | None) -> None:
+def bundle(model: str, target: str, out: str, as_json: bool, samples: str | None, zoo_dir: str | None) -> None:
     """Package MODEL.onnx for TARGET into the folder OUT, and check it. For web, a static page that classifies
     photos, camera frames and drawings with onnxruntime-web, framed as the Predictor frames them
     (index.html?selftest=1 answers the bundled samples as JSON). For mobile, the ORT-format file
@@ -31,7 +37,13 @@ def bundle(model: str, target: str, out: str, as_json: bool, zoo_dir: str | None
     from edgecnn.export.mobile import bundle_mobile
     from edgecnn.export.web import bundle_web
 
-    make = bundle_web if target == "web" else bundle_mobile
-    report = make(resolve_model(model, zoo_dir), out, say=lambda line: click.echo(f"edgecnn: {line}", err=True))
+    say = lambda line: click.echo(f"edgecnn: {line}", err=True)  # noqa: E731
+    path = resolve_model(model, zoo_dir)
+    if target == "web":
+        report = bundle_web(path, out, samples=samples, say=say)
+    elif samples:
+        raise click.UsageError("--samples is for --target web")
+    else:
+        report = bundle_mobile(path, out, say=say)
     if as_json:
         print_json(report)

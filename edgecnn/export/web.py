@@ -31,10 +31,14 @@ __all__ = ["bundle_web", "RUNTIME_FILES"]
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")  # what app.mjs loads, and nothing else
 _PAGE = Path(__file__).with_name("web_page")
 _SAMPLES = 6  # real test images, plus three photo-like ones
+_MAX_OWN_SAMPLES = 32  # of a --samples folder: enough for a self-test, little for the bundle's size
 
 
-def bundle_web(model: str | Path, out: str | Path, *, say: Any = print) -> dict[str, Any]:
-    """Write the web bundle of ``model`` into the folder ``out``; its report (bundle.json)."""
+def bundle_web(
+    model: str | Path, out: str | Path, *, samples: str | Path | None = None, say: Any = print
+) -> dict[str, Any]:
+    """Write the web bundle of ``model`` into the folder ``out``; its report (bundle.json). ``samples``: a folder
+    of images to bundle as the self-test's samples (default: the model's built-in dataset's test images)."""
     from edgecnn.export.costs import graph_costs
     from edgecnn.export.mobile import preprocessing_contract
     from edgecnn.runtime import Predictor
@@ -55,12 +59,11 @@ def bundle_web(model: str | Path, out: str | Path, *, say: Any = print) -> dict[
     for name in RUNTIME_FILES:
         shutil.copyfile(dist / name, building / "ort" / name)
     shutil.copyfile(model, building / "model.onnx")
-    samples = _samples(predictor, building)
     report = {
         "target": "web",
         "card": _card(predictor, model),
         "preprocessing": preprocessing_contract(predictor),
-        "samples": samples,
+        "samples": _samples(predictor, building, samples),
         "runtime": {"onnxruntime-web": _version(dist), "backend": "wasm", "threads": 1},
         "bytes": _sizes(building),
         "costs": graph_costs(model).to_dict(),
@@ -95,8 +98,18 @@ def _card(predictor: Any, model: Path) -> dict[str, Any]:
     return {"title": f"{card.arch} — edgecnn", "summary": summary, "classes": list(card.class_names)}
 
 
-def _samples(predictor: Any, folder: Path) -> list[dict[str, Any]]:
-    """Sample files, and the Predictor's answer to each of them read back from disk as the page reads them."""
+def _samples(predictor: Any, folder: Path, own: str | Path | None) -> list[dict[str, Any]]:
+    """The sample files written, each with the Predictor's answer to it read back from disk as the page reads it."""
+    files = _own_samples(Path(own), folder) if own else _dataset_samples(predictor, folder)
+    answers = predictor.predict([str(path) for path in files], top_k=1)
+    return [
+        {"file": path.relative_to(folder).as_posix(), "label": answer.label, "probability": answer.probability}
+        for path, answer in zip(files, answers, strict=True)
+    ]
+
+
+def _dataset_samples(predictor: Any, folder: Path) -> list[Path]:
+    """Real test images of the model's built-in dataset, photo-like framings of two, one rotated by EXIF."""
     from edgecnn.bench.framings import frame_all
     from edgecnn.runtime.probe import _shipped
 
@@ -104,23 +117,33 @@ def _samples(predictor: Any, folder: Path) -> list[dict[str, Any]]:
     shipped = _shipped(card.dataset)
     if shipped is None:
         what = card.dataset or "this model"
-        raise ConfigError(
-            f"{what}'s images are not shipped with edgecnn: a web bundle's samples need MNIST or Fashion-MNIST"
-        )
+        raise ConfigError(f"edgecnn ships no images of {what}: give the bundle's samples with --samples FOLDER")
     images, _ = shipped
-    written = []
-    for i, image in enumerate(images[:_SAMPLES]):
-        written.append(_save(Image.fromarray(image), folder / "samples" / f"test-{i}.png"))
+    written = [
+        _save(Image.fromarray(image), folder / "samples" / f"test-{i}.png") for i, image in enumerate(images[:_SAMPLES])
+    ]
     for framing in ("light background", "small, off-centre"):
         (photo,) = frame_all(images[_SAMPLES : _SAMPLES + 1], framing, seed=0)
         written.append(_save(photo, folder / "samples" / f"{framing.split(',')[0].replace(' ', '-')}.png"))
     (photo,) = frame_all(images[_SAMPLES + 1 : _SAMPLES + 2], "white margin", seed=0)
     written.append(_rotated_by_exif(photo, folder / "samples" / "exif-rotated.jpg"))
-    answers = predictor.predict([str(path) for path in written], top_k=1)
-    return [
-        {"file": path.relative_to(folder).as_posix(), "label": answer.label, "probability": answer.probability}
-        for path, answer in zip(written, answers, strict=True)
-    ]
+    return written
+
+
+def _own_samples(source: Path, folder: Path) -> list[Path]:
+    """The image files of ``source`` (as `edgecnn predict` finds them), copied under their own names."""
+    from edgecnn.data.folders import walk_image_files
+    from edgecnn.runtime.images import IMAGE_SUFFIXES
+
+    found, problems = walk_image_files(source, IMAGE_SUFFIXES)
+    if problems or not found:
+        why = problems[0][1] if problems else "no image files in it"
+        raise ConfigError(f"--samples {source}: {why}")
+    written = []
+    for i, path in enumerate(sorted(found)[:_MAX_OWN_SAMPLES]):
+        written.append(folder / "samples" / f"{i:03d}-{Path(path).name}")
+        shutil.copyfile(path, written[-1])
+    return written
 
 
 def _save(image: Image.Image, path: Path) -> Path:
