@@ -16,9 +16,12 @@ from typing import Any
 
 from edgecnn.errors import TargetError
 
-__all__ = ["SelfTest", "chromium", "browser_selftest"]
+__all__ = ["HEADLESS", "SelfTest", "chromium", "browser_selftest"]
 
 _WAIT = 120.0  # seconds for the page to load onnxruntime-web, the model and answer every sample
+# headless, as root in a container: no sandbox (it needs user namespaces), no GPU, and /tmp instead of a small
+# /dev/shm (Docker's 64 MB default makes Chromium crash on larger pages)
+HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run")
 
 
 @dataclass
@@ -64,7 +67,7 @@ def browser_selftest(folder: str | Path, *, wait: float = _WAIT) -> SelfTest:
     server.requests, server.answered, server.answer = [], threading.Event(), None  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html?selftest=1&report=/selftest"
-    command = [browser_path, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", url]
+    command = [browser_path, *HEADLESS, url]
     browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not server.answered.wait(wait):  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from conftest import run_cli
 
-from edgecnn.export.browser import browser_selftest, chromium
+from edgecnn.export.browser import HEADLESS, browser_selftest, chromium
 
 CHROMIUM = chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (tools/setup_browser.sh)")
@@ -44,7 +44,7 @@ def test_opened_from_a_file_the_page_says_how_to_serve_it(tmp_path):
     out = tmp_path / "site"
     assert run_cli("bundle", "zoo:fashion_bn", "--target", "web", "--out", str(out)).returncode == 0
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", (out / "index.html").as_uri()],
+        [CHROMIUM, *HEADLESS, "--dump-dom", (out / "index.html").as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
