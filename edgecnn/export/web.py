@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import ConfigError, TargetError
+from edgecnn.errors import ConfigError, TargetError, WriteError, describe
 from edgecnn.files import check_writable
 
 __all__ = ["bundle_web", "RUNTIME_FILES"]
@@ -39,8 +39,6 @@ def bundle_web(
 ) -> dict[str, Any]:
     """Write the web bundle of ``model`` into the folder ``out``; its report (bundle.json). ``samples``: a folder
     of images to bundle as the self-test's samples (default: the model's built-in dataset's test images)."""
-    from edgecnn.export.costs import graph_costs
-    from edgecnn.export.mobile import preprocessing_contract
     from edgecnn.runtime import Predictor
 
     model, out = Path(model), Path(out)
@@ -51,6 +49,22 @@ def bundle_web(
     predictor = Predictor(model, backend="onnxruntime")
     building = out.with_name(f".{out.name}.edgecnn-building")
     shutil.rmtree(building, ignore_errors=True)
+    try:
+        report = _build(predictor, model, building, dist, samples)
+        _move_into_place(building, out)
+    except OSError as exc:
+        raise WriteError(f"cannot write the bundle {out}: {describe(exc)}", path=out) from exc
+    finally:
+        shutil.rmtree(building, ignore_errors=True)  # nothing half-made is left beside --out
+    total = report["bytes"]["total"]
+    say(f"{out}: {total:,} bytes ({report['bytes']['runtime']:,} of them onnxruntime-web); open it over HTTP")
+    return report
+
+
+def _build(predictor: Any, model: Path, building: Path, dist: Path, samples: str | Path | None) -> dict[str, Any]:
+    from edgecnn.export.costs import graph_costs
+    from edgecnn.export.mobile import preprocessing_contract
+
     (building / "ort").mkdir(parents=True)
     (building / "samples").mkdir()
     for name in ("index.html", "app.mjs"):
@@ -69,9 +83,6 @@ def bundle_web(
         "costs": graph_costs(model).to_dict(),
     }
     (building / "bundle.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    _move_into_place(building, out)
-    total = report["bytes"]["total"]
-    say(f"{out}: {total:,} bytes ({report['bytes']['runtime']:,} of them onnxruntime-web); open it over HTTP")
     return report
 
 

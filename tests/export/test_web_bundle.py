@@ -108,3 +108,14 @@ def test_the_users_own_samples_are_bundled_and_answered_as_the_predictor_answers
     for sample in report["samples"]:
         assert answers[sample["file"]]["label"] == sample["label"]
         assert abs(answers[sample["file"]]["probability"] - sample["probability"]) <= PROBABILITY_GATE
+
+
+def test_a_sample_that_cannot_be_read_fails_the_bundle_and_leaves_nothing(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    result = run_cli(
+        "bundle", "zoo:fashion_bn", "--target", "web", "--out", str(tmp_path / "site"), "--samples", str(photos)
+    )
+    assert result.returncode == 1 and "broken.png" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no bundle, nothing half-made beside it
