@@ -84,7 +84,11 @@ def _png(image: np.ndarray) -> bytes:
 def start_server(model: str, flags: list[str], bound: float) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "edgecnn", "serve", model, "--port", "0", "--access-log", "off"]
     process = subprocess.Popen(
-        [*command, *flags, "--stop-after", str(bound)], cwd=REPO, stderr=subprocess.PIPE, text=True
+        [*command, *flags, "--stop-after", str(bound)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: what it starts (a Ray cluster) can be stopped with it
     )
     lines = []
     for line in process.stderr:

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from load_client import drive
-from load_test import workload
+from load_test import start_server, workload
 from PIL import Image
 
 from edgecnn.data.builtin import read_builtin
@@ -40,7 +39,6 @@ from edgecnn.runtime import Predictor
 from edgecnn.runtime.timing import summarize
 
 REPO = Path(__file__).resolve().parents[1]
-_ANNOUNCED = re.compile(r"at http://127\.0\.0\.1:(\d+)/v2")
 ENGINES = {
     "process": [],
     "ray, 1 replica": ["--engine", "ray"],
@@ -73,13 +71,8 @@ def serve_rows(args: argparse.Namespace, requests: list, clients: list[int]) -> 
 
 def _start(engine: str, args: argparse.Namespace, bound: float) -> tuple[subprocess.Popen, int]:
     """The server for ``engine``, and its port once it answers."""
-    flags = ["--backend", "onnxruntime", "--queue", "1024", "--access-log", "off"]
-    if engine in ENGINES:
-        command = [sys.executable, "-m", "edgecnn", "serve", args.model, "--port", "0", *flags, *ENGINES[engine]]
-        process = subprocess.Popen(
-            [*command, "--stop-after", str(bound)], cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True
-        )
-        return process, _announced(process)
+    if engine in ENGINES:  # as tools/load_test.py starts it, with this engine's flags
+        return start_server(args.model, ["--backend", "onnxruntime", "--queue", "1024", *ENGINES[engine]], bound)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = "edgecnn.cluster.proxy:proxy_middlewares"
     serve_run = [str(Path(sys.executable).parent / "serve"), "run", "edgecnn.cluster.serving:build_app"]
@@ -102,15 +95,6 @@ def _start(engine: str, args: argparse.Namespace, bound: float) -> tuple[subproc
                 return process, SERVE_PORT
         time.sleep(0.5)
     sys.exit(f"`serve run` did not answer on {SERVE_PORT} (exit {process.poll()})")
-
-
-def _announced(process: subprocess.Popen) -> int:
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if match := _ANNOUNCED.search(line):
-            return int(match[1])
-    sys.exit("the server did not start:\n" + "".join(lines))
 
 
 def batch_rows(args: argparse.Namespace) -> list[dict]:

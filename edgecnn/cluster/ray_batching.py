@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edgecnn.serve.batching import Batcher, BatchStats, QueueFull
+from edgecnn.serve.batching import Batcher, BatchStats
 
 __all__ = ["BATCHINGS", "ServeBatcher"]
 
@@ -56,11 +56,7 @@ class ServeBatcher:
         yield  # @serve.batch does not look at what is on its way
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
-        if self.stats.queued_images + len(x) > self.max_queue:
-            raise QueueFull(
-                f"the queue holds {self.stats.queued_images} images (limit {self.max_queue}): retry shortly"
-            )
-        self.stats.queued_images += len(x)
+        self.stats.admit(len(x), self.max_queue)
         try:
             return await self._batched(x)
         finally:

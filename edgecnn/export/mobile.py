@@ -36,6 +36,7 @@ def bundle_mobile(model: str | Path, out: str | Path, *, say: Any = print) -> di
     """Write the mobile bundle of ``model`` into the folder ``out``; the bundle's report (bundle.json)."""
     from edgecnn.export.costs import graph_costs
     from edgecnn.runtime import Predictor
+    from edgecnn.runtime.probe import probe_for
 
     model, out = Path(model), Path(out)
     check_writable(out, directory=True, what="--out")
@@ -43,7 +44,8 @@ def bundle_mobile(model: str | Path, out: str | Path, *, say: Any = print) -> di
     name = model.name.removesuffix(".onnx")
     with tempfile.TemporaryDirectory(prefix="edgecnn-mobile-") as tmp:
         ort_file, config = _convert(model, Path(tmp), name)
-        parity = _parity(model, ort_file, predictor)
+        probe = probe_for(predictor.metadata)
+        parity = _parity(model, ort_file, predictor, probe)
         costs = graph_costs(model)
         operators = [line for line in config.read_text().splitlines() if line and not line.startswith("#")]
         report = {
@@ -54,7 +56,7 @@ def bundle_mobile(model: str | Path, out: str | Path, *, say: Any = print) -> di
             "reduced_build": {"operator_lines": operators, "operators": _count_ops(operators)},
             "costs": costs.to_dict(),
             "parity": parity,
-            "latency_ms_here": _latency(ort_file, predictor),
+            "latency_ms_here": _latency(ort_file, probe.feed[:1]),
         }
         out.mkdir(parents=True, exist_ok=True)
         for source in (ort_file, config):
@@ -80,13 +82,11 @@ def _convert(model: Path, tmp: Path, name: str) -> tuple[Path, Path]:
     return ort_file, config
 
 
-def _parity(model: Path, ort_file: Path, predictor: Any) -> dict[str, Any]:
+def _parity(model: Path, ort_file: Path, predictor: Any, probe: Any) -> dict[str, Any]:
     """The .ort file against the .onnx on the probe images, held to the precision's gates."""
     from edgecnn.config import MAX_ACCURACY_DROP
     from edgecnn.runtime.gates import gates_for_precision
-    from edgecnn.runtime.probe import probe_for
 
-    probe = probe_for(predictor.metadata)
     logits = [_logits(str(path), probe.feed) for path in (model, ort_file)]
     onnx_logits, ort_logits = logits
     agreement = float(np.mean(onnx_logits.argmax(1) == ort_logits.argmax(1)))
@@ -124,16 +124,14 @@ def _logits(path: str, feed: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: feed[i : i + 256]})[0] for i in range(0, len(feed), 256)])
 
 
-def _latency(ort_file: Path, predictor: Any) -> dict[str, float]:
+def _latency(ort_file: Path, x: np.ndarray) -> dict[str, float]:
     """The .ort file's batch-1 median on this machine (one thread, as a phone app's CPU provider often runs)."""
     import onnxruntime as ort
-
-    from edgecnn.runtime.probe import probe_for
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(ort_file), options, providers=["CPUExecutionProvider"])
-    name, x = session.get_inputs()[0].name, probe_for(predictor.metadata).feed[:1]
+    name = session.get_inputs()[0].name
     samples = []
     for _ in range(_LATENCY_RUNS):
         started = time.perf_counter()
@@ -145,7 +143,6 @@ def _latency(ort_file: Path, predictor: Any) -> dict[str, float]:
 def preprocessing_contract(predictor: Any) -> dict[str, Any]:
     """What an app must do to an image before the graph, as the Predictor does it (runtime/preprocess.py)."""
     card, spec = predictor.metadata.card, predictor.metadata.input
-    dark = spec.shape[0] == 1 and card.normalization.mean[0] < 0.5
     return {
         "input": spec.to_dict(),
         "graph_shape_batch_1": [1, *spec.graph_shape],
@@ -153,7 +150,7 @@ def preprocessing_contract(predictor: Any) -> dict[str, Any]:
         "normalization": None if spec.baked else card.normalization.to_dict(),
         "arithmetic": "baked into the graph" if spec.baked else "x = (pixel / 255 - mean[c]) / std[c], float32",
         "framing": {"default": predictor.fit, "modes": "runtime/framing.py: stretch, pad, crop, object, digit"},
-        "invert_light_backgrounds": dark,
+        "invert_light_backgrounds": predictor.inverts_light_backgrounds,
         "classes": list(card.class_names),
         "output": "logits, N x classes float32; probabilities = softmax(logits)",
     }

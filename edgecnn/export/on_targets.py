@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import ParityError, TargetError
+from edgecnn.errors import ParityError
 from edgecnn.export.built import BuildContext, Built
 from edgecnn.export.modes import get_mode
 from edgecnn.runtime.checking import CheckReport, judge_targets
-from edgecnn.runtime.targets import Target, parse_targets, readiness
+from edgecnn.runtime.target_run import require_ready as target_ready
+from edgecnn.runtime.targets import Target, parse_targets
 
 __all__ = ["TARGET_SAMPLES", "REMEDIES", "TargetGate", "Verdict", "rebuilder", "refused_error", "require_ready"]
 
@@ -122,10 +123,7 @@ def rebuilder(name: str, fp32: Path, context: BuildContext) -> Callable[[str, Pa
 def require_ready(names: tuple[str, ...]) -> None:
     """Each named target exists and is ready here, else one TargetError naming what makes it ready."""
     for target in parse_targets(",".join(names)):
-        state = readiness(target)
-        if not state.ready:
-            make = f"; {state.make}" if state.make else ""
-            raise TargetError(f"--targets {target.name} is not ready here: {state.why}{make}")
+        target_ready(target)
 
 
 def refused_error(out: Path, name: str, verdict: Verdict) -> ParityError:

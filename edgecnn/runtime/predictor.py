@@ -138,7 +138,7 @@ class Predictor:
         self._shape, self._num_classes = spec.graph_shape, len(self.classes)
         self._run, self._errors = self._engine.run, self._engine.errors
         # MNIST-style data (dark backgrounds: a low mean pixel) is what light-background inversion is for
-        self._dark_background = spec.shape[0] == 1 and self.card.normalization.mean[0] < 0.5
+        self.inverts_light_backgrounds = spec.shape[0] == 1 and self.card.normalization.mean[0] < 0.5
 
     @classmethod
     def from_zoo(
@@ -233,8 +233,8 @@ class Predictor:
             images,
             self.card.input_shape,
             fit=fit or self.fit,
-            invert=invert and self._dark_background,
-            dark_background=self._dark_background,
+            invert=invert and self.inverts_light_backgrounds,
+            dark_background=self.inverts_light_backgrounds,
             channel_order=channel_order or self.channel_order,
         )
         norm = self.card.normalization

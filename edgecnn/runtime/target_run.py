@@ -26,7 +26,16 @@ import numpy as np
 from edgecnn.errors import TargetError
 from edgecnn.runtime.targets import DEVICE_VENV, Target, arm64_root, chroot_binary, qemu_binary, readiness, web_dir
 
-__all__ = ["Workspace", "workspace", "target_logits", "device_command", "RUN_START_S", "RUN_PER_IMAGE_S", "ROOT_QEMU"]
+__all__ = [
+    "Workspace",
+    "workspace",
+    "target_logits",
+    "require_ready",
+    "device_command",
+    "RUN_START_S",
+    "RUN_PER_IMAGE_S",
+    "ROOT_QEMU",
+]
 
 RUN_START_S = 300  # a hang guard, not a speed limit: a run may take this long to start (Python under QEMU) …
 RUN_PER_IMAGE_S = 5.0  # … plus this per image (x86-64-v3 emulates FMA in software: 0.54 s per keras_same image)
@@ -63,7 +72,7 @@ def target_logits(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``model``'s logits on ``feed`` computed on ``target``, and what ran them (runtime, version, machine).
     ``jobs`` processes at once, each a share of the images (whole batches): an emulated CPU is one thread."""
-    _require_ready(target)
+    require_ready(target)
     shares = max(1, min(jobs, len(feed) // max(batch, 1)))
     bounds = [round(i * len(feed) / shares / batch) * batch for i in range(shares)] + [len(feed)]
     with ThreadPoolExecutor(shares) as pool:
@@ -101,7 +110,7 @@ def device_command(target: Target, args: Sequence[str], files: dict[str, Path]) 
     """``python -m edgecnn ARGS`` on the target's Python (the device install on aarch64), with ``files`` put
     where it sees them: ``{name}`` in ARGS becomes the path there of ``files[name]`` (named NAME + its suffix).
     Returns what it printed."""
-    _require_ready(target)
+    require_ready(target)
     with workspace(target) as space:
         where = {name: space.put(path, name + path.suffix) for name, path in files.items()}
         argv = [arg.format(**where) for arg in args]
@@ -118,7 +127,8 @@ def python_command(target: Target) -> list[str]:
     raise TargetError(f"{target.name} runs no Python; it runs models only")
 
 
-def _require_ready(target: Target) -> None:
+def require_ready(target: Target) -> None:
+    """Raise TargetError naming what is missing and what makes ``target`` ready, unless it is ready."""
     state = readiness(target)
     if not state.ready:
         make = f"; {state.make}" if state.make else ""

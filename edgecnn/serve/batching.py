@@ -54,6 +54,12 @@ class BatchStats:
     def record(self, size: int) -> None:
         self.batches[size] = self.batches.get(size, 0) + 1
 
+    def admit(self, images: int, limit: int) -> None:
+        """Count ``images`` as waiting, or QueueFull if that would take the queue past ``limit``."""
+        if self.queued_images + images > limit:
+            raise QueueFull(f"the queue holds {self.queued_images} images (limit {limit}): retry shortly")
+        self.queued_images += images
+
 
 @dataclass
 class _Waiting:
@@ -104,12 +110,8 @@ class Batcher:
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
         """The scores for ``x`` (N×…), computed in some batch; QueueFull when the queue has no room."""
-        if self.stats.queued_images + len(x) > self.max_queue:
-            raise QueueFull(
-                f"the queue holds {self.stats.queued_images} images (limit {self.max_queue}): retry shortly"
-            )
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self.stats.queued_images += len(x)
+        self.stats.admit(len(x), self.max_queue)
         await self._queue.put(_Waiting(x, future))
         return await future
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, blocking_prelude
 from PIL import Image
+from ray_processes import session_processes
 from serve.serving import fashion_test_images
 
 from edgecnn.runtime import Predictor
@@ -117,7 +118,7 @@ def test_an_actor_killed_midway_is_replaced_and_every_file_still_has_one_row(fol
     deadline = time.monotonic() + 300
     while not list(parts.glob("part-*.jsonl")) and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    actors = _actor_pids(run.pid)
+    actors = session_processes("ray::MapWorker", run.pid)
     assert actors and run.poll() is None, "no Ray Data actor was running midway"
     os.kill(actors[0], signal.SIGKILL)
     code, err = _finish(run)
@@ -126,18 +127,3 @@ def test_an_actor_killed_midway_is_replaced_and_every_file_still_has_one_row(fol
     for row in rows:
         row["probability"] = float(row["probability"]) if row["probability"] else None
     _check_rows(rows, folder, expected)
-
-
-def _actor_pids(command: int) -> list[int]:
-    """The Ray Data actors (MapWorker processes) of the cluster the command started: in its session."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            if cmdline.startswith("ray::MapWorker") and os.getsid(int(entry.name)) == os.getsid(command):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return sorted(pids)

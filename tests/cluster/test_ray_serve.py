@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 from conftest import REPO
+from ray_processes import session_processes
 from serve.serving import fashion_test_images, running_server
 
 from edgecnn.runtime import Predictor
@@ -120,7 +121,7 @@ def test_a_killed_replica_loses_no_request_silently_and_the_service_recovers(ser
     for thread in threads:
         thread.start()
     time.sleep(3)
-    victims = _replica_pids(server.process.pid)
+    victims = _replicas(server)
     assert len(victims) == 2, victims
     os.kill(victims[0], signal.SIGKILL)
     killed_at = len(outcomes)
@@ -135,34 +136,17 @@ def test_a_killed_replica_loses_no_request_silently_and_the_service_recovers(ser
     assert len(failed) <= 6 * 2, failed  # at most what was in flight on the dead replica
     assert sum(status == 200 for _, status, _ in after[-30:]) == 30  # answering again
     deadline = time.monotonic() + 120  # Ray starts a replacement: two replicas again, one of them new
-    while len(_replica_pids(server.process.pid)) < 2 and time.monotonic() < deadline:
+    while len(_replicas(server)) < 2 and time.monotonic() < deadline:
         time.sleep(1)
-    assert victims[0] not in _replica_pids(server.process.pid) and len(_replica_pids(server.process.pid)) == 2
+    assert victims[0] not in _replicas(server) and len(_replicas(server)) == 2
+
+
+def _replicas(server) -> list[int]:
+    return session_processes("ray::ServeReplica:edgecnn", server.process.pid)
 
 
 def _json(x: np.ndarray) -> bytes:
     return json.dumps(_infer_body(x)).encode()
-
-
-def _replica_pids(server: int) -> list[int]:
-    """The Ray Serve replica processes of the server's cluster: in its session (it runs in a session of its own)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if cmdline.startswith("ray::ServeReplica:edgecnn") and _session(int(entry.name)) == os.getsid(server):
-                pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def _session(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except OSError:
-        return None
 
 
 _DRIVER = """
